@@ -1,0 +1,260 @@
+"""The `meterline` command line (typer)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from meterline.domain.enums import Role, TenantKind
+from meterline.services.errors import ServiceError
+
+app = typer.Typer(
+    help="Meterline: messaging and self-service hub for utilities.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants: utilities and cooperatives.", no_args_is_help=True)
+user_app = typer.Typer(help="Console operators.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys for integrating systems.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(user_app, name="user")
+app.add_typer(apikey_app, name="apikey")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _runtime():  # type: ignore[no-untyped-def]
+    from meterline.runtime import open_runtime
+
+    return open_runtime()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the Alembic migrations to METERLINE_DATABASE_URL (default ./meterline.db)."""
+    from meterline.config import get_settings
+    from meterline.store.migrate import upgrade
+
+    url = get_settings().resolved_database_url()
+    upgrade(url, revision)
+    typer.echo(f"database at revision {revision}")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    slug: str,
+    name: Annotated[str, typer.Option(help="Display name")],
+    country: Annotated[str, typer.Option(help="ISO country code, e.g. IN, BD, RU")],
+    currency: Annotated[str, typer.Option(help="ISO currency code, e.g. INR, BDT, RUB")],
+    timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Asia/Kolkata")],
+    kind: Annotated[TenantKind, typer.Option(help="utility or cooperative")] = TenantKind.utility,
+    languages: Annotated[str | None, typer.Option(help="Comma-separated: hi,en")] = None,
+    phone_region: Annotated[str | None, typer.Option(help="Default phone region")] = None,
+) -> None:
+    """Create a tenant."""
+    from meterline.services.tenants import create_tenant
+
+    rt = _runtime()
+    try:
+        with rt.sessions() as session, session.begin():
+            t = create_tenant(
+                session,
+                slug=slug,
+                name=name,
+                country=country,
+                currency=currency,
+                timezone=timezone,
+                kind=kind,
+                languages=languages.split(",") if languages else None,
+                phone_region=phone_region,
+            )
+            typer.echo(
+                f"created tenant {t.slug} ({t.kind.value}, {t.country}, {t.currency}, {t.timezone})"
+            )
+    except ServiceError as exc:
+        _fail(exc.message)
+
+
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List tenants."""
+    from sqlalchemy import select
+
+    from meterline.store.models import Tenant
+
+    rt = _runtime()
+    with rt.sessions() as session:
+        for t in session.scalars(select(Tenant).order_by(Tenant.slug)):
+            typer.echo(
+                f"{t.slug}\t{t.name}\t{t.kind.value}\t{t.country}\t{t.currency}\t{t.timezone}"
+            )
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    role: Annotated[Role, typer.Option(help="admin, operator or viewer")] = Role.operator,
+    language: Annotated[str, typer.Option(help="Console language: en, hi, bn, ru")] = "en",
+    password: Annotated[
+        str | None,
+        typer.Option(help="Omit to be prompted, or set METERLINE_NEW_PASSWORD", show_default=False),
+    ] = None,
+) -> None:
+    """Create a console operator (password stored as an argon2 hash)."""
+    from meterline.services.security import create_operator
+    from meterline.services.tenants import get_tenant
+
+    password = password or os.environ.get("METERLINE_NEW_PASSWORD")
+    if not password:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    rt = _runtime()
+    try:
+        with rt.sessions() as session, session.begin():
+            op = create_operator(
+                session, get_tenant(session, tenant), username, password, role, language
+            )
+            typer.echo(f"created {op.role.value} {op.username} for tenant {tenant}")
+    except ServiceError as exc:
+        _fail(exc.message)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    name: Annotated[str, typer.Option(help="What the key is for")],
+    role: Annotated[Role, typer.Option()] = Role.operator,
+) -> None:
+    """Create an API key; it is printed once and only its hash is stored."""
+    from meterline.services.security import create_api_key
+    from meterline.services.tenants import get_tenant
+
+    rt = _runtime()
+    try:
+        with rt.sessions() as session, session.begin():
+            _key, secret = create_api_key(session, get_tenant(session, tenant), name, role)
+    except ServiceError as exc:
+        _fail(exc.message)
+    typer.echo(secret)
+
+
+@app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="xlsx, xls, ods or csv")],
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check everything, store nothing")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON object")
+    ] = False,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="FIELD=COLUMN, e.g. account='Cons ID' or account=C"),
+    ] = None,
+    sheet: Annotated[str | None, typer.Option(help="Sheet name (default: first visible)")] = None,
+) -> None:
+    """Import consumers and accounts from a master sheet."""
+    from meterline.services.importer import ImportFailed, import_master
+    from meterline.web.api import parse_mapping
+
+    if not file.exists():
+        _fail(f"{file}: no such file")
+    try:
+        mapping = parse_mapping(";".join(map_ or []))
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    rt = _runtime()
+    try:
+        report = import_master(
+            rt.sessions,
+            tenant,
+            file,
+            dry_run=dry_run,
+            mapping=mapping,
+            sheet=sheet,
+            batch_size=rt.settings.import_batch_size,
+            max_bytes=rt.settings.import_max_bytes,
+            started_by="cli",
+        )
+    except ImportFailed as exc:
+        if as_json:
+            body = exc.report.as_dict() if exc.report else {}
+            body["message"] = exc.message
+            typer.echo(json.dumps(body, ensure_ascii=False, default=str))
+        _fail(exc.message)
+        return
+    except ServiceError as exc:
+        _fail(exc.message)
+        return
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, default=str))
+        return
+    verb = "would import" if dry_run else "imported"
+    typer.echo(
+        f"{verb} {report.filename}: {report.inserted} inserted, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.rejected} rejected, {report.skipped} skipped"
+    )
+    for w in report.warnings:
+        typer.echo(f"warning: {w}")
+    for e in report.errors[:50]:
+        col = f" [{e['column']}]" if e["column"] else ""
+        val = f" {e['value']!r}" if e["value"] is not None else ""
+        typer.echo(f"row {e['row']}{col}{val}: {e['reason']}")
+    if len(report.errors) > 50:
+        typer.echo(f"... and {len(report.errors) - 50} more (use --json for all)")
+
+
+@app.command("serve")
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the API and the operator console."""
+    import uvicorn
+
+    from meterline.logs import configure_logging
+    from meterline.web.app import create_app
+
+    rt = _runtime()
+    configure_logging(rt.settings.log_json, rt.settings.log_level)
+    uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
+
+
+@app.command("demo")
+def demo(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    consumers: Annotated[int, typer.Option(help="Rows in the generated master sheet")] = 3000,
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo database lives")] = Path(
+        "demo-data"
+    ),
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare the data and exit")] = False,
+) -> None:
+    """A demo utility on SQLite: generated master sheet imported, console served."""
+    from meterline.demo import prepare_demo
+
+    info = prepare_demo(directory, consumers)
+    typer.echo(info.summary())
+    if no_serve:
+        return
+    import uvicorn
+
+    from meterline.logs import configure_logging
+    from meterline.runtime import open_runtime
+    from meterline.web.app import create_app
+
+    rt = open_runtime(database_url=info.database_url)
+    configure_logging(False, "INFO")
+    typer.echo(f"console: http://{host}:{port}/console  (login {info.username} / {info.password})")
+    sys.stdout.flush()
+    uvicorn.run(create_app(rt), host=host, port=port, log_level="warning")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

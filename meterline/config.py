@@ -1,0 +1,37 @@
+"""Configuration from ``METERLINE_*`` environment variables (pydantic-settings).
+
+Secrets are ``SecretStr`` so they never show up in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_database_url() -> str:
+    # The embedded default: a SQLite file in the working directory.
+    return f"sqlite:///{Path.cwd() / 'meterline.db'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="METERLINE_", extra="ignore")
+
+    database_url: str = ""
+    # Signs the console's session cookie; the demo makes a random one per run.
+    secret_key: SecretStr = SecretStr("")
+    import_max_bytes: int = 100 * 1024 * 1024
+    import_batch_size: int = 2000
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or default_database_url()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

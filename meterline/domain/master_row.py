@@ -1,0 +1,189 @@
+"""Turning one master-sheet row into a clean record, or the reasons it cannot be one.
+
+Pure: no I/O. The importer feeds it the cells of a row and the header match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from meterline.domain import cells as C
+from meterline.domain.enums import LANGUAGES, Billing, Service
+from meterline.domain.headers import AREA_LEVEL_FIELDS, HeaderMatch
+
+SERVICE_WORDS: dict[str, Service] = {}
+for _svc, _words in {
+    Service.electricity: ("electricity", "electric", "power", "elec", "बिजली", "विद्युत",
+                          "বিদ্যুৎ", "বিদ্যুত", "электроэнергия", "электричество", "эл"),
+    Service.water: ("water", "पानी", "जल", "পানি", "вода", "хвс", "гвс", "водоснабжение"),
+    Service.heat: ("heat", "heating", "हीटिंग", "তাপ", "отопление", "тепло", "теплоснабжение"),
+    Service.gas: ("gas", "गैस", "গ্যাস", "газ"),
+    Service.savings: ("savings", "saving", "deposit", "बचत", "সঞ্চয়", "সঞ্চয়", "вклад"),
+}.items():  # fmt: skip
+    for _w in _words:
+        SERVICE_WORDS[_w] = _svc
+
+BILLING_WORDS: dict[str, Billing] = {}
+for _bill, _words in {
+    Billing.prepaid: ("prepaid", "pre paid", "pre-paid", "प्रीपेड", "प्री पेड", "প্রিপেইড",
+                      "предоплата", "предоплатный"),
+    Billing.postpaid: ("postpaid", "post paid", "post-paid", "पोस्टपेड", "पोस्ट पेड",
+                       "পোস্টপেইড", "постоплата", "кредитный"),
+}.items():  # fmt: skip
+    for _w in _words:
+        BILLING_WORDS[_w] = _bill
+
+LANGUAGE_WORDS = {
+    "en": "en", "english": "en", "hi": "hi", "hindi": "hi", "हिंदी": "hi", "हिन्दी": "hi",
+    "bn": "bn", "bengali": "bn", "bangla": "bn", "বাংলা": "bn",
+    "ru": "ru", "russian": "ru", "русский": "ru",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What a row needs to know about its tenant to be read."""
+
+    phone_region: str
+    currency_exponent: int
+    default_service: Service
+    default_billing: Billing
+    default_language: str
+    date1904: bool = False
+
+
+@dataclass
+class RowProblem:
+    column: str | None  # the header as the operator wrote it
+    value: str | None
+    reason: str
+
+
+@dataclass
+class MasterRecord:
+    """The clean values of one row. Only fields whose column exists are present in `given`."""
+
+    account: str
+    given: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def phones(self) -> list[str]:
+        return list(self.given.get("phones") or [])
+
+    @property
+    def area_path(self) -> tuple[str, ...]:
+        return tuple(self.given.get("area_path") or ())
+
+    def digest(self) -> str:
+        """Stable digest of what the row says: equal digests mean nothing to update."""
+        parts = [f"account={self.account}"]
+        for key in sorted(self.given):
+            parts.append(f"{key}={_canonical(self.given[key])}")
+        return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def _canonical(v: Any) -> str:
+    if isinstance(v, list | tuple):
+        return "|".join(_canonical(x) for x in v)
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return format(v.normalize(), "f")
+    return "" if v is None else str(v)
+
+
+def _display(v: object) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def read_row(
+    cells: Sequence[object], header: HeaderMatch, ctx: RowContext
+) -> MasterRecord | list[RowProblem]:
+    """Read every recognised column of a row; all problems are reported, not just the first."""
+    problems: list[RowProblem] = []
+    values: dict[str, Any] = {}
+    area_parts: dict[str, str] = {}
+
+    def cell(col: int) -> object:
+        return cells[col] if col < len(cells) else None
+
+    for col, fname in header.columns.items():
+        raw = cell(col)
+        title = header.titles.get(col, fname)
+        if raw is not None and type(raw).__name__ == "FormulaWithoutValue":
+            problems.append(
+                RowProblem(title, _display(getattr(raw, "formula", raw)),
+                           "formula without a calculated value; open and save the file in Excel")
+            )  # fmt: skip
+            continue
+        try:
+            if fname == "account":
+                text = C.parse_text(raw)
+                if not text:
+                    raise C.CellError("account number is missing")
+                values["account"] = text
+            elif fname == "mobile":
+                values["phones"] = C.parse_phones(raw, ctx.phone_region)
+            elif fname in ("dues", "balance"):
+                amount = C.parse_amount(raw, ctx.currency_exponent)
+                values[f"{fname}_minor"] = amount
+            elif fname == "due_date":
+                values["due_date"] = C.parse_date(raw, date1904=ctx.date1904)
+            elif fname == "sanctioned_load":
+                load = C.parse_decimal(raw)
+                if load is not None and load < 0:
+                    raise C.CellError("sanctioned load cannot be negative")
+                values["sanctioned_load_kw"] = load
+            elif fname == "service":
+                values["service"] = _vocabulary(raw, SERVICE_WORDS, "service", ctx.default_service)
+            elif fname == "billing":
+                values["billing"] = _vocabulary(raw, BILLING_WORDS, "type", ctx.default_billing)
+            elif fname == "language":
+                values["language"] = _language(raw, ctx.default_language)
+            elif fname in AREA_LEVEL_FIELDS:
+                text = C.parse_text(raw)
+                if text:
+                    area_parts[fname] = text
+            else:  # name, address, apartment, meter_serial
+                values[fname] = C.parse_text(raw)
+        except C.CellError as exc:
+            problems.append(RowProblem(title, _display(raw), exc.reason))
+
+    if problems:
+        return problems
+    record = MasterRecord(account=values.pop("account"))
+    record.given = values
+    if any(f in AREA_LEVEL_FIELDS for f in header.columns.values()):
+        record.given["area_path"] = tuple(
+            area_parts[f] for f in AREA_LEVEL_FIELDS if f in area_parts
+        )
+    return record
+
+
+def _vocabulary(raw: object, words: dict[str, Any], what: str, default: Any) -> Any:
+    text = C.parse_text(raw)
+    if not text:
+        return default
+    key = " ".join(text.casefold().replace("ё", "е").split())
+    if key in words:
+        return words[key]
+    raise C.CellError(f"unknown {what} {text!r}")
+
+
+def _language(raw: object, default: str) -> str:
+    text = C.parse_text(raw)
+    if not text:
+        return default
+    code = LANGUAGE_WORDS.get(text.casefold())
+    if code is None or code not in LANGUAGES:
+        raise C.CellError(f"unknown language {text!r} (use en, hi, bn or ru)")
+    return code

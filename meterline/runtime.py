@@ -1,0 +1,27 @@
+"""Wiring the database for a process: one engine and one session factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from meterline.config import Settings, get_settings
+from meterline.store.db import make_engine, make_session_factory
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_runtime(settings: Settings | None = None, database_url: str | None = None) -> Runtime:
+    settings = settings or get_settings()
+    engine = make_engine(database_url or settings.resolved_database_url())
+    return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine))

@@ -1,0 +1,466 @@
+"""The master-data import use case: a sheet in, consumers and accounts upserted, a report out.
+
+Rows are read as a stream and written in batches, each in its own transaction together
+with its rejected rows and the run's running totals. Killing an import loses at most
+the batch in flight, and running the file again converges on the same state, because
+every write is an upsert keyed by (tenant, account number).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from meterline.domain.enums import Billing, ImportStatus, Service, TenantKind
+from meterline.domain.headers import (
+    HeaderMatch,
+    column_letter,
+    is_repeated_header,
+    is_totals_row,
+    match_row,
+)
+from meterline.domain.master_row import MasterRecord, RowContext, read_row
+from meterline.ingest.readers import BadFile, SheetRow, Table, open_table
+from meterline.services.errors import ServiceError
+from meterline.services.tenants import currency_exponent, get_tenant
+from meterline.store.master_data import (
+    AREA_LEVELS_COOP,
+    AREA_LEVELS_UTILITY,
+    AreaCache,
+    TenantDefaults,
+    apply_batch,
+)
+from meterline.store.models import ImportRowError, ImportRun, Tenant
+
+HEADER_SCAN_ROWS = 30
+
+
+class ImportFailed(ServiceError):
+    """The file as a whole was refused; nothing it contains was stored."""
+
+    def __init__(self, message: str, report: ImportReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class RowIssue:
+    row: int
+    column: str | None
+    value: str | None
+    reason: str
+    skipped: bool = False
+    raw: list[Any] | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {"row": self.row, "column": self.column, "value": self.value, "reason": self.reason}
+
+
+@dataclass
+class ImportReport:
+    import_id: int | None
+    filename: str
+    dry_run: bool
+    status: str = ImportStatus.running.value
+    format: str | None = None
+    sheet: str | None = None
+    header_row: int | None = None
+    columns: dict[str, str] = field(default_factory=dict)  # header as written -> field
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    blank_rows: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    skipped_rows: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    message: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tenant_defaults(tenant: Tenant) -> TenantDefaults:
+    coop = tenant.kind == TenantKind.cooperative
+    return TenantDefaults(
+        tenant_id=tenant.id,
+        service=Service.savings if coop else Service.electricity,
+        billing=Billing.postpaid,
+        language=tenant.default_language,
+        area_levels=AREA_LEVELS_COOP if coop else AREA_LEVELS_UTILITY,
+    )
+
+
+def _cell_text(v: object) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+class _Run:
+    """State of one import while it streams: counters, pending batch, issues to store."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        tenant: Tenant,
+        report: ImportReport,
+        batch_size: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.factory = factory
+        self.report = report
+        self.batch_size = batch_size
+        self.clock = clock
+        self.defaults = tenant_defaults(tenant)
+        self.areas = AreaCache()
+        self.batch: list[tuple[int, MasterRecord]] = []
+        self.issues: list[RowIssue] = []
+        self.seen_accounts: dict[str, int] = {}
+        self.seen_serials: dict[str, int] = {}
+
+    def reject(self, row: SheetRow, column: str | None, value: str | None, reason: str) -> None:
+        self.issues.append(RowIssue(row.number, column, value, reason, raw=_raw(row)))
+
+    def skip(self, row: SheetRow, reason: str) -> None:
+        self.issues.append(RowIssue(row.number, None, None, reason, skipped=True, raw=_raw(row)))
+
+    def add(self, row: SheetRow, record: MasterRecord, account_column: str) -> None:
+        first = self.seen_accounts.get(record.account)
+        if first is not None:
+            reason = f"account {record.account} appears again in this file (first on row {first})"
+            self.reject(row, account_column, record.account, reason)
+            return
+        serial = record.given.get("meter_serial")
+        if serial:
+            other = self.seen_serials.get(serial)
+            if other is not None:
+                self.reject(
+                    row,
+                    "meter_serial",
+                    serial,
+                    f"meter {serial} is also on row {other} of this file",
+                )
+                return
+            self.seen_serials[serial] = row.number
+        self.seen_accounts[record.account] = row.number
+        self.batch.append((row.number, record))
+        if len(self.batch) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Apply the pending batch and its issues in one transaction (rolled back on a dry run)."""
+        if not self.batch and not self.issues:
+            return
+        rep = self.report
+        with self.factory() as session:
+            try:
+                outcome = apply_batch(session, self.defaults, self.batch, self.areas, self.clock())
+                for row, column, value, reason in outcome.rejected:
+                    self.issues.append(RowIssue(row, column, value, reason))
+                rejected = [i for i in self.issues if not i.skipped]
+                skipped = [i for i in self.issues if i.skipped]
+                totals = {
+                    "inserted": rep.inserted + outcome.inserted,
+                    "updated": rep.updated + outcome.updated,
+                    "unchanged": rep.unchanged + outcome.unchanged,
+                    "rejected": rep.rejected + len({i.row for i in rejected}),
+                    "skipped": rep.skipped + len(skipped),
+                }
+                if rep.dry_run:
+                    session.rollback()
+                    self.areas.clear()  # ids of rolled-back areas must not be reused
+                else:
+                    self._store_issues(session)
+                    run = session.get(ImportRun, rep.import_id)
+                    assert run is not None
+                    for k, v in totals.items():
+                        setattr(run, k, v)
+                    session.commit()
+            except BaseException:
+                session.rollback()
+                self.areas.clear()
+                raise
+        for k, v in totals.items():
+            setattr(rep, k, v)
+        rep.errors.extend(i.public() for i in rejected)
+        rep.skipped_rows.extend(i.public() for i in skipped)
+        self.batch = []
+        self.issues = []
+
+    def _store_issues(self, session: Session) -> None:
+        if not self.issues:
+            return
+        rows = [
+            {
+                "import_run_id": self.report.import_id,
+                "row": i.row,
+                "column": i.column,
+                "value": i.value,
+                "reason": i.reason,
+                "skipped": i.skipped,
+                "raw": i.raw,
+            }
+            for i in self.issues
+        ]
+        session.execute(insert(ImportRowError), rows)
+
+
+def _raw(row: SheetRow) -> list[Any]:
+    return [_cell_text(c) for c in row.cells]
+
+
+def _is_blank(row: SheetRow) -> bool:
+    return all(c is None or (isinstance(c, str) and not c.strip()) for c in row.cells)
+
+
+def import_master(
+    factory: sessionmaker[Session],
+    tenant_slug: str,
+    path: Path,
+    *,
+    original_name: str | None = None,
+    dry_run: bool = False,
+    mapping: Mapping[str, str] | None = None,
+    sheet: str | None = None,
+    batch_size: int = 2000,
+    max_bytes: int = 100 * 1024 * 1024,
+    started_by: str | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ImportReport:
+    """Import one master sheet for a tenant. Raises ImportFailed when the file is refused."""
+    name = original_name or path.name
+    with factory() as session, session.begin():
+        tenant = get_tenant(session, tenant_slug)
+        session.expunge(tenant)
+        digest = sha256_of(path) if path.exists() else ""
+        run = ImportRun(
+            tenant_id=tenant.id,
+            filename=name,
+            file_sha256=digest,
+            dry_run=dry_run,
+            status=ImportStatus.running,
+            started_by=started_by,
+            started_at=clock(),
+        )
+        session.add(run)
+        session.flush()
+        report = ImportReport(import_id=run.id, filename=name, dry_run=dry_run)
+    state = _Run(factory, tenant, report, batch_size, clock)
+    try:
+        try:
+            table = open_table(path, max_bytes=max_bytes, sheet=sheet, original_name=name)
+        except BadFile as exc:
+            raise ImportFailed(exc.message, report) from None
+        with table:
+            report.format, report.sheet = table.format, table.sheet_name
+            report.warnings.extend(table.warnings)
+            _stream(table, tenant, state, mapping)
+        state.flush()
+    except ImportFailed as exc:
+        _finish(factory, report, ImportStatus.failed, exc.message, clock)
+        exc.report = report
+        raise
+    except Exception as exc:
+        _finish(factory, report, ImportStatus.failed, f"import stopped: {exc}", clock)
+        raise
+    _finish(factory, report, ImportStatus.done, None, clock)
+    return report
+
+
+def _stream(table: Table, tenant: Tenant, state: _Run, mapping: Mapping[str, str] | None) -> None:
+    report = state.report
+    ctx = RowContext(
+        phone_region=tenant.phone_region,
+        currency_exponent=currency_exponent(tenant.currency),
+        default_service=state.defaults.service,
+        default_billing=state.defaults.billing,
+        default_language=state.defaults.language,
+        date1904=table.date1904,
+    )
+    header: HeaderMatch | None = None
+    scanned: list[SheetRow] = []
+    merged_rows = _merged_data_cells(table)
+    for row in table.rows():
+        if header is None:
+            if _is_blank(row):
+                continue
+            header = match_row(row.number, row.cells, mapping)
+            if header is None:
+                scanned.append(row)
+                if len(scanned) >= HEADER_SCAN_ROWS:
+                    break
+                continue
+            report.header_row = header.row
+            report.columns = {header.titles[c]: f for c, f in sorted(header.columns.items())}
+            continue
+        _take_row(row, header, ctx, state, merged_rows)
+    if header is None:
+        raise ImportFailed(_no_header_message(table, scanned))
+
+
+def _take_row(
+    row: SheetRow,
+    header: HeaderMatch,
+    ctx: RowContext,
+    state: _Run,
+    merged_rows: dict[int, list[str]],
+) -> None:
+    if _is_blank(row):
+        state.report.blank_rows += 1
+        return
+    if is_repeated_header(row.cells, header):
+        state.skip(row, "repeated header row")
+        return
+    if is_totals_row(row.cells):
+        state.skip(row, "totals row")
+        return
+    if row.number in merged_rows:
+        ranges = ", ".join(merged_rows[row.number])
+        reason = f"row is part of merged cells {ranges}; unmerge them and fill in every row"
+        state.reject(row, None, None, reason)
+        return
+    result = read_row(row.cells, header, ctx)
+    if isinstance(result, list):
+        for p in result:
+            state.reject(row, p.column, p.value, p.reason)
+        return
+    account_col = header.column_of("account")
+    state.add(row, result, header.titles.get(account_col or 0, "account"))
+
+
+def _merged_data_cells(table: Table) -> dict[int, list[str]]:
+    """Row number -> merged ranges spanning rows (a title merged across columns is harmless)."""
+    out: dict[int, list[str]] = {}
+    for r1, c1, r2, c2 in table.merged:
+        if r2 <= r1:
+            continue
+        label = f"{column_letter(c1)}{r1}:{column_letter(c2)}{r2}"
+        for r in range(r1, r2 + 1):
+            out.setdefault(r, []).append(label)
+    return out
+
+
+def _no_header_message(table: Table, scanned: list[SheetRow]) -> str:
+    where = f"sheet {table.sheet_name!r}" if table.sheet_name else "the file"
+    if not scanned:
+        return f"{where} has no rows with data"
+    first = scanned[0]
+    seen = ", ".join(repr(str(c)) for c in first.cells if c is not None and str(c).strip())[:300]
+    return (
+        f"no recognisable account column in the first {len(scanned)} non-blank rows of {where} "
+        f"(row {first.number} reads: {seen}); name the column e.g. 'Account No', 'खाता संख्या', "
+        "'হিসাব নম্বর' or 'Лицевой счёт', or map it explicitly (--map account=COLUMN)"
+    )
+
+
+def _finish(
+    factory: sessionmaker[Session],
+    report: ImportReport,
+    status: ImportStatus,
+    message: str | None,
+    clock: Callable[[], datetime],
+) -> None:
+    report.status = status.value
+    report.message = message
+    with factory() as session, session.begin():
+        run = session.get(ImportRun, report.import_id)
+        if run is None:
+            return
+        run.status = status
+        run.message = message
+        run.finished_at = clock()
+        run.details = {
+            "format": report.format,
+            "sheet": report.sheet,
+            "header_row": report.header_row,
+            "columns": report.columns,
+            "warnings": report.warnings,
+            "blank_rows": report.blank_rows,
+        }
+
+
+def load_report(session: Session, tenant_id: int, import_id: int) -> ImportReport | None:
+    """A stored run's report, scoped to its tenant."""
+    run = session.scalar(
+        select(ImportRun).where(ImportRun.id == import_id, ImportRun.tenant_id == tenant_id)
+    )
+    if run is None:
+        return None
+    details = run.details or {}
+    issues = session.scalars(
+        select(ImportRowError)
+        .where(ImportRowError.import_run_id == run.id)
+        .order_by(ImportRowError.row)
+    ).all()
+    return ImportReport(
+        import_id=run.id,
+        filename=run.filename,
+        dry_run=run.dry_run,
+        status=run.status.value,
+        format=details.get("format"),
+        sheet=details.get("sheet"),
+        header_row=details.get("header_row"),
+        columns=details.get("columns") or {},
+        inserted=run.inserted,
+        updated=run.updated,
+        unchanged=run.unchanged,
+        rejected=run.rejected,
+        skipped=run.skipped,
+        blank_rows=details.get("blank_rows") or 0,
+        errors=[_issue_dict(i) for i in issues if not i.skipped],
+        skipped_rows=[_issue_dict(i) for i in issues if i.skipped],
+        warnings=details.get("warnings") or [],
+        message=run.message,
+    )
+
+
+def _issue_dict(i: ImportRowError) -> dict[str, Any]:
+    return {"row": i.row, "column": i.column, "value": i.value, "reason": i.reason}
+
+
+def rejected_rows_csv(session: Session, tenant_id: int, import_id: int) -> str | None:
+    """The rejected rows as they were, plus the reason, ready to fix and upload again."""
+    import csv
+    import io
+
+    run = session.scalar(
+        select(ImportRun).where(ImportRun.id == import_id, ImportRun.tenant_id == tenant_id)
+    )
+    if run is None:
+        return None
+    issues = session.scalars(
+        select(ImportRowError)
+        .where(ImportRowError.import_run_id == run.id, ImportRowError.skipped.is_(False))
+        .order_by(ImportRowError.row, ImportRowError.id)
+    ).all()
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    columns = list(((run.details or {}).get("columns") or {}).keys())
+    writer.writerow(["row", "column", "reason", *columns])
+    by_row: dict[int, list[ImportRowError]] = {}
+    for i in issues:
+        by_row.setdefault(i.row, []).append(i)
+    for row, items in by_row.items():
+        reasons = "; ".join(f"{i.column}: {i.reason}" if i.column else i.reason for i in items)
+        cols = ", ".join(sorted({i.column for i in items if i.column}))
+        writer.writerow([row, cols, reasons, *(items[0].raw or [])])
+    return buf.getvalue()

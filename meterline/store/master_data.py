@@ -1,0 +1,373 @@
+"""Writing master-data records in bulk: insert the new, update what changed, skip the same.
+
+One call handles one batch inside the caller's transaction, so a batch is applied whole
+or not at all, and re-running an import converges on the same rows (upsert by account).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from meterline.domain.enums import AreaLevel, Billing, ContactKind, Reachability, Service
+from meterline.domain.master_row import MasterRecord
+from meterline.store.models import Account, Area, Consumer, ContactPoint, Meter
+
+AREA_LEVELS_UTILITY = (
+    AreaLevel.circle,
+    AreaLevel.division,
+    AreaLevel.subdivision,
+    AreaLevel.feeder,
+)
+AREA_LEVELS_COOP = (AreaLevel.district, AreaLevel.union, AreaLevel.village)
+
+# Record field -> Account column, for fields that live on the account row.
+ACCOUNT_FIELDS = {
+    "service": "service",
+    "billing": "billing",
+    "address": "address",
+    "apartment": "apartment",
+    "sanctioned_load_kw": "sanctioned_load_kw",
+    "dues_minor": "dues_minor",
+    "due_date": "due_date",
+    "balance_minor": "balance_minor",
+}
+
+
+@dataclass
+class TenantDefaults:
+    tenant_id: int
+    service: Service
+    billing: Billing
+    language: str
+    area_levels: tuple[AreaLevel, ...]
+
+
+@dataclass
+class BatchOutcome:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    # (row number, column, value, reason) for rows refused by a check against stored data.
+    rejected: list[tuple[int, str | None, str | None, str]] = field(default_factory=list)
+
+
+class AreaCache:
+    """Area path -> id, creating the missing nodes of the tree on first sight."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def clear(self) -> None:
+        self._ids.clear()
+
+    def resolve(
+        self, session: Session, defaults: TenantDefaults, parts: Sequence[str]
+    ) -> int | None:
+        parent: int | None = None
+        for depth in range(len(parts)):
+            path = " / ".join(parts[: depth + 1])
+            found = self._ids.get(path)
+            if found is None:
+                found = session.scalar(
+                    select(Area.id).where(Area.tenant_id == defaults.tenant_id, Area.path == path)
+                )
+                if found is None:
+                    levels = defaults.area_levels
+                    level = levels[depth] if depth < len(levels) else AreaLevel.area
+                    if len(parts) == 1:
+                        level = AreaLevel.area
+                    found = session.scalar(
+                        insert(Area)
+                        .values(
+                            tenant_id=defaults.tenant_id,
+                            parent_id=parent,
+                            level=level,
+                            name=parts[depth],
+                            path=path,
+                        )
+                        .returning(Area.id)
+                    )
+                assert found is not None
+                self._ids[path] = found
+            parent = found
+        return parent
+
+
+def apply_batch(
+    session: Session,
+    defaults: TenantDefaults,
+    records: Sequence[tuple[int, MasterRecord]],
+    areas: AreaCache,
+    now: datetime | None = None,
+) -> BatchOutcome:
+    now = now or datetime.now(UTC)
+    out = BatchOutcome()
+    tid = defaults.tenant_id
+    existing = {
+        row.number: row
+        for row in session.execute(
+            select(Account.id, Account.number, Account.consumer_id, Account.import_digest).where(
+                Account.tenant_id == tid, Account.number.in_([r.account for _, r in records])
+            )
+        )
+    }
+    records = _reject_taken_serials(session, tid, records, out)
+
+    new: list[tuple[int, MasterRecord, str]] = []
+    changed: list[tuple[int, MasterRecord, str, Any]] = []
+    for row_no, rec in records:
+        digest = rec.digest()
+        current = existing.get(rec.account)
+        if current is None:
+            new.append((row_no, rec, digest))
+        elif current.import_digest == digest:
+            out.unchanged += 1
+        else:
+            changed.append((row_no, rec, digest, current))
+
+    if new:
+        _insert_new(session, defaults, new, areas, now)
+        out.inserted += len(new)
+    for _row_no, rec, digest, current in changed:
+        if _update_existing(session, defaults, rec, digest, current, areas, now):
+            out.updated += 1
+        else:
+            out.unchanged += 1
+    return out
+
+
+def _reject_taken_serials(
+    session: Session, tid: int, records: Sequence[tuple[int, MasterRecord]], out: BatchOutcome
+) -> list[tuple[int, MasterRecord]]:
+    serials = [r.given["meter_serial"] for _, r in records if r.given.get("meter_serial")]
+    if not serials:
+        return list(records)
+    owners = {
+        serial: number
+        for serial, number in session.execute(
+            select(Meter.serial, Account.number)
+            .join(Account, Meter.account_id == Account.id)
+            .where(Meter.tenant_id == tid, Meter.serial.in_(serials))
+        )
+    }
+    kept = []
+    for row_no, rec in records:
+        serial = rec.given.get("meter_serial")
+        owner = owners.get(serial) if serial else None
+        if owner is not None and owner != rec.account:
+            out.rejected.append(
+                (
+                    row_no,
+                    "meter_serial",
+                    serial,
+                    f"meter {serial} already belongs to account {owner}",
+                )
+            )
+            continue
+        kept.append((row_no, rec))
+    return kept
+
+
+def _insert_new(
+    session: Session,
+    d: TenantDefaults,
+    new: Sequence[tuple[int, MasterRecord, str]],
+    areas: AreaCache,
+    now: datetime,
+) -> None:
+    consumer_rows = [
+        {
+            "tenant_id": d.tenant_id,
+            "name": rec.given.get("name") or "",
+            "preferred_language": rec.given.get("language") or d.language,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for _, rec, _ in new
+    ]
+    consumer_ids = list(
+        session.scalars(
+            insert(Consumer).returning(Consumer.id, sort_by_parameter_order=True), consumer_rows
+        )
+    )
+    account_rows = []
+    for (_, rec, digest), consumer_id in zip(new, consumer_ids, strict=True):
+        g = rec.given
+        account_rows.append(
+            {
+                "tenant_id": d.tenant_id,
+                "consumer_id": consumer_id,
+                "number": rec.account,
+                "service": g.get("service") or d.service,
+                "billing": g.get("billing") or d.billing,
+                "address": g.get("address"),
+                "apartment": g.get("apartment"),
+                "sanctioned_load_kw": g.get("sanctioned_load_kw"),
+                "area_id": areas.resolve(session, d, rec.area_path) if rec.area_path else None,
+                "dues_minor": g.get("dues_minor") or 0,
+                "due_date": g.get("due_date"),
+                "balance_minor": g.get("balance_minor"),
+                "import_digest": digest,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    account_ids = list(
+        session.scalars(
+            insert(Account).returning(Account.id, sort_by_parameter_order=True), account_rows
+        )
+    )
+    contacts, meters = [], []
+    for (_, rec, _), consumer_id, account_id, acc in zip(
+        new, consumer_ids, account_ids, account_rows, strict=True
+    ):
+        for i, phone in enumerate(rec.phones):
+            contacts.append(_phone_row(d.tenant_id, consumer_id, phone, i == 0, now))
+        serial = rec.given.get("meter_serial")
+        if serial:
+            meters.append(
+                {
+                    "tenant_id": d.tenant_id,
+                    "account_id": account_id,
+                    "serial": serial,
+                    "kind": acc["service"],
+                    "created_at": now,
+                }
+            )
+    if contacts:
+        session.execute(insert(ContactPoint), contacts)
+    if meters:
+        session.execute(insert(Meter), meters)
+
+
+def _phone_row(
+    tid: int, consumer_id: int, phone: str, primary: bool, now: datetime
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tid,
+        "consumer_id": consumer_id,
+        "kind": ContactKind.phone,
+        "value": phone,
+        "is_primary": primary,
+        "whatsapp": Reachability.unknown,
+        "created_at": now,
+    }
+
+
+def _update_existing(
+    session: Session,
+    d: TenantDefaults,
+    rec: MasterRecord,
+    digest: str,
+    current: Any,
+    areas: AreaCache,
+    now: datetime,
+) -> bool:
+    """Update only the columns whose value differs; returns whether anything did."""
+    g = rec.given
+    account = session.get(Account, current.id)
+    assert account is not None
+    consumer = session.get(Consumer, current.consumer_id)
+    assert consumer is not None
+    acc_changes: dict[str, Any] = {}
+    for fname, column in ACCOUNT_FIELDS.items():
+        if fname not in g:
+            continue
+        value = g[fname]
+        if fname in ("service", "billing") and value is None:
+            continue
+        if fname == "dues_minor" and value is None:
+            value = 0
+        if getattr(account, column) != value:
+            acc_changes[column] = value
+    if "area_path" in g:
+        area_id = areas.resolve(session, d, rec.area_path) if rec.area_path else None
+        if account.area_id != area_id:
+            acc_changes["area_id"] = area_id
+    cons_changes: dict[str, Any] = {}
+    if "name" in g and (g["name"] or "") != consumer.name:
+        cons_changes["name"] = g["name"] or ""
+    if "language" in g and g["language"] and g["language"] != consumer.preferred_language:
+        cons_changes["preferred_language"] = g["language"]
+    phones_changed = "phones" in g and _sync_phones(
+        session, d.tenant_id, consumer.id, rec.phones, now
+    )
+    serial_changed = "meter_serial" in g and _sync_meter(
+        session, d, account, g["meter_serial"], now
+    )
+
+    if cons_changes:
+        session.execute(
+            update(Consumer)
+            .where(Consumer.id == consumer.id)
+            .values(**cons_changes, updated_at=now)
+        )
+    acc_values: dict[str, Any] = {**acc_changes, "import_digest": digest}
+    if acc_changes or cons_changes or phones_changed or serial_changed:
+        acc_values["updated_at"] = now
+    session.execute(update(Account).where(Account.id == account.id).values(**acc_values))
+    return bool(acc_changes or cons_changes or phones_changed or serial_changed)
+
+
+def _sync_phones(
+    session: Session, tid: int, consumer_id: int, phones: list[str], now: datetime
+) -> bool:
+    rows = session.execute(
+        select(ContactPoint.id, ContactPoint.value, ContactPoint.is_primary).where(
+            ContactPoint.consumer_id == consumer_id, ContactPoint.kind == ContactKind.phone
+        )
+    ).all()
+    have = {r.value: r for r in rows}
+    changed = False
+    # A number dropped from the master sheet must stop receiving messages.
+    gone = [r.id for r in rows if r.value not in phones]
+    if gone:
+        session.execute(delete(ContactPoint).where(ContactPoint.id.in_(gone)))
+        changed = True
+    for i, phone in enumerate(phones):
+        primary = i == 0
+        row = have.get(phone)
+        if row is None:
+            session.execute(
+                insert(ContactPoint).values(**_phone_row(tid, consumer_id, phone, primary, now))
+            )
+            changed = True
+        elif row.is_primary != primary:
+            session.execute(
+                update(ContactPoint).where(ContactPoint.id == row.id).values(is_primary=primary)
+            )
+            changed = True
+    return changed
+
+
+def _sync_meter(
+    session: Session, d: TenantDefaults, account: Account, serial: str | None, now: datetime
+) -> bool:
+    current = session.scalars(select(Meter).where(Meter.account_id == account.id)).all()
+    if serial is None or any(m.serial == serial for m in current):
+        return False
+    existing = session.scalar(
+        select(Meter).where(Meter.tenant_id == d.tenant_id, Meter.serial == serial)
+    )
+    if existing is not None:  # an unattached meter (owner checked earlier) moves to this account
+        existing.account_id = account.id
+    else:
+        session.execute(
+            insert(Meter).values(
+                tenant_id=d.tenant_id,
+                account_id=account.id,
+                serial=serial,
+                kind=account.service,
+                created_at=now,
+            )
+        )
+    # A replaced meter stays on record but no longer belongs to the account.
+    for m in current:
+        m.account_id = None
+    return True

@@ -1,0 +1,304 @@
+"""SQLAlchemy 2 models: the whole data model in one place.
+
+Money columns end in ``_minor`` and hold integer minor units (paisa, poisha, kopeck).
+Every row that belongs to a tenant carries ``tenant_id`` so every query can be scoped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from meterline.domain.enums import (
+    AreaLevel,
+    Billing,
+    BillStatus,
+    ContactKind,
+    ImportStatus,
+    LedgerKind,
+    Reachability,
+    Role,
+    Service,
+    TenantKind,
+)
+from meterline.store.types import UTCDateTime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _enum(cls: type, name: str) -> Enum:
+    # VARCHAR + CHECK on both databases: no PostgreSQL enum types to migrate later.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=20,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime()}  # noqa: RUF012
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[TenantKind] = mapped_column(_enum(TenantKind, "tenant_kind"))
+    country: Mapped[str] = mapped_column(String(2))
+    phone_region: Mapped[str] = mapped_column(String(2))
+    currency: Mapped[str] = mapped_column(String(3))
+    timezone: Mapped[str] = mapped_column(String(64))
+    # Comma-separated language codes; the first is the default for new consumers.
+    languages: Mapped[str] = mapped_column(String(64), default="en")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def language_list(self) -> list[str]:
+        return [x for x in self.languages.split(",") if x]
+
+    @property
+    def default_language(self) -> str:
+        langs = self.language_list
+        return langs[0] if langs else "en"
+
+
+class Area(Base):
+    """A node of the tenant's area tree (circle > division > sub-division > feeder ...)."""
+
+    __tablename__ = "areas"
+    __table_args__ = (UniqueConstraint("tenant_id", "path", name="uq_areas_tenant_path"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)
+    level: Mapped[AreaLevel] = mapped_column(_enum(AreaLevel, "area_level"))
+    name: Mapped[str] = mapped_column(String(200))
+    # "Circle / Division / Feeder": unique per tenant, so an import finds a node in one lookup.
+    path: Mapped[str] = mapped_column(String(1000))
+
+
+class Consumer(Base):
+    __tablename__ = "consumers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    preferred_language: Mapped[str] = mapped_column(String(8), default="en")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    accounts: Mapped[list[Account]] = relationship(back_populates="consumer")
+    contacts: Mapped[list[ContactPoint]] = relationship(back_populates="consumer")
+
+
+class ContactPoint(Base):
+    """One way to reach a consumer: a phone (E.164), a Telegram chat, a push subscription."""
+
+    __tablename__ = "contact_points"
+    __table_args__ = (
+        UniqueConstraint("consumer_id", "kind", "value", name="uq_contact_points_consumer_value"),
+        Index("ix_contact_points_tenant_value", "tenant_id", "kind", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    consumer_id: Mapped[int] = mapped_column(ForeignKey("consumers.id", ondelete="CASCADE"))
+    kind: Mapped[ContactKind] = mapped_column(_enum(ContactKind, "contact_kind"))
+    value: Mapped[str] = mapped_column(String(500))
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    whatsapp: Mapped[Reachability] = mapped_column(
+        _enum(Reachability, "reachability"), default=Reachability.unknown
+    )
+    # Web Push subscription keys (p256dh, auth) and similar channel details.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    verified_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    consumer: Mapped[Consumer] = relationship(back_populates="contacts")
+
+
+class Account(Base):
+    """An account at the utility: an external account number or payer code."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "number", name="uq_accounts_tenant_number"),
+        Index("ix_accounts_tenant_area", "tenant_id", "area_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    consumer_id: Mapped[int] = mapped_column(ForeignKey("consumers.id"), index=True)
+    number: Mapped[str] = mapped_column(String(64))
+    service: Mapped[Service] = mapped_column(_enum(Service, "service"))
+    billing: Mapped[Billing] = mapped_column(_enum(Billing, "billing"))
+    address: Mapped[str | None] = mapped_column(String(500))
+    apartment: Mapped[str | None] = mapped_column(String(50))
+    sanctioned_load_kw: Mapped[Decimal | None] = mapped_column(Numeric(10, 3))
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
+    # The master sheet's view of what is owed and by when; bills hold the history.
+    dues_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    balance_minor: Mapped[int | None] = mapped_column(BigInteger)
+    # Digest of the last imported row: re-importing an unchanged row costs one comparison.
+    import_digest: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    consumer: Mapped[Consumer] = relationship(back_populates="accounts")
+    area: Mapped[Area | None] = relationship()
+    meters: Mapped[list[Meter]] = relationship(back_populates="account")
+
+
+class Meter(Base):
+    __tablename__ = "meters"
+    __table_args__ = (UniqueConstraint("tenant_id", "serial", name="uq_meters_tenant_serial"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    serial: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[Service] = mapped_column(_enum(Service, "meter_kind"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    account: Mapped[Account | None] = relationship(back_populates="meters")
+
+
+class Bill(Base):
+    __tablename__ = "bills"
+    __table_args__ = (
+        UniqueConstraint("account_id", "period", name="uq_bills_account_period"),
+        Index("ix_bills_tenant_status_due", "tenant_id", "status", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    period: Mapped[str] = mapped_column(String(20))  # "2024-03", or the billing system's label
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[BillStatus] = mapped_column(_enum(BillStatus, "bill_status"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class LedgerEntry(Base):
+    """Money moving on an account. ``amount_minor`` is signed: credits positive."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "external_ref", name="uq_ledger_entries_tenant_ref"),
+        Index("ix_ledger_entries_account_time", "account_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[LedgerKind] = mapped_column(_enum(LedgerKind, "ledger_kind"))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    balance_after_minor: Mapped[int] = mapped_column(BigInteger)
+    external_ref: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(String(500))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An integrating system's key. Only a SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[Role] = mapped_column(_enum(Role, "api_role"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class ImportRun(Base):
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(300))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[ImportStatus] = mapped_column(_enum(ImportStatus, "import_status"))
+    inserted: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str | None] = mapped_column(Text)
+    # Header row, column mapping, reader warnings: what the operator needs to trust the run.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_by: Mapped[str | None] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class ImportRowError(Base):
+    """A rejected or skipped row of an import, kept for the report and its CSV download."""
+
+    __tablename__ = "import_row_errors"
+    __table_args__ = (Index("ix_import_row_errors_run_row", "import_run_id", "row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    import_run_id: Mapped[int] = mapped_column(ForeignKey("import_runs.id", ondelete="CASCADE"))
+    row: Mapped[int] = mapped_column(Integer)
+    column: Mapped[str | None] = mapped_column(String(200))
+    value: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(500))
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The raw cells, so the operator can download the rejected rows, fix and re-upload them.
+    raw: Mapped[list[Any] | None] = mapped_column(JSON)

@@ -1,0 +1,111 @@
+"""REST API v1 (JSON). Each route names the least role it needs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile, status
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from meterline.domain.enums import Role
+from meterline.domain.headers import FIELDS
+from meterline.services.importer import ImportFailed, import_master, load_report, rejected_rows_csv
+from meterline.web.auth import Principal, require
+from meterline.web.uploads import save_upload
+
+router = APIRouter(prefix="/api/v1")
+
+
+def parse_mapping(raw: str | None) -> dict[str, str]:
+    """`{"account": "Cons. ID"}` or `account=Cons. ID; mobile=Cell` -> field -> column."""
+    if not raw or not raw.strip():
+        return {}
+    try:
+        loaded = json.loads(raw)
+        pairs = loaded.items() if isinstance(loaded, dict) else None
+    except json.JSONDecodeError:
+        pairs = None
+    if pairs is None:
+        pairs = []
+        for part in raw.replace("\n", ";").split(";"):
+            if part.strip():
+                if "=" not in part:
+                    raise ValueError(f"mapping {part.strip()!r}: write FIELD=COLUMN")
+                k, v = part.split("=", 1)
+                pairs.append((k, v))
+    mapping = {str(k).strip(): str(v).strip() for k, v in pairs}
+    unknown = [k for k in mapping if k not in FIELDS]
+    if unknown:
+        raise ValueError(
+            f"unknown field(s) in mapping: {', '.join(unknown)}; known: {', '.join(FIELDS)}"
+        )
+    return mapping
+
+
+@router.post("/imports")
+def create_import(
+    request: Request,
+    file: Annotated[UploadFile, File(description="xlsx, xls, ods or csv")],
+    principal: Annotated[Principal, Depends(require(Role.operator))],
+    dry_run: Annotated[bool, Form()] = False,
+    mapping: Annotated[str | None, Form()] = None,
+    sheet: Annotated[str | None, Form()] = None,
+) -> JSONResponse:
+    runtime = request.app.state.runtime
+    try:
+        column_map = parse_mapping(mapping)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    path = save_upload(file, runtime.settings.import_max_bytes)
+    try:
+        report = import_master(
+            runtime.sessions,
+            principal.tenant_slug,
+            path,
+            original_name=file.filename,
+            dry_run=dry_run,
+            mapping=column_map,
+            sheet=sheet or None,
+            batch_size=runtime.settings.import_batch_size,
+            max_bytes=runtime.settings.import_max_bytes,
+            started_by=principal.name,
+        )
+    except ImportFailed as exc:
+        body: dict[str, Any] = {"detail": exc.message}
+        if exc.report is not None:
+            body["report"] = exc.report.as_dict()
+        return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    finally:
+        path.unlink(missing_ok=True)
+    return JSONResponse(report.as_dict(), status_code=status.HTTP_201_CREATED)
+
+
+@router.get("/imports/{import_id}")
+def get_import(
+    request: Request,
+    import_id: int,
+    principal: Annotated[Principal, Depends(require(Role.viewer))],
+) -> dict[str, Any]:
+    with request.app.state.runtime.sessions() as session:
+        report = load_report(session, principal.tenant_id, import_id)
+    if report is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no import {import_id}")
+    return report.as_dict()
+
+
+@router.get("/imports/{import_id}/rejected.csv")
+def get_import_rejected(
+    request: Request,
+    import_id: int,
+    principal: Annotated[Principal, Depends(require(Role.viewer))],
+) -> PlainTextResponse:
+    with request.app.state.runtime.sessions() as session:
+        text = rejected_rows_csv(session, principal.tenant_id, import_id)
+    if text is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no import {import_id}")
+    return PlainTextResponse(
+        "\ufeff" + text,  # the BOM makes Excel read the CSV as UTF-8
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="import-{import_id}-rejected.csv"'},
+    )

@@ -1,0 +1,47 @@
+"""The FastAPI application: REST API, operator console, health and metrics."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.middleware.sessions import SessionMiddleware
+
+from meterline.runtime import Runtime
+from meterline.web import api
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(title="Meterline", version="0.1.0")
+    app.state.runtime = runtime
+    secret = runtime.settings.secret_key.get_secret_value() or secrets.token_urlsafe(32)
+    app.add_middleware(SessionMiddleware, secret_key=secret, same_site="lax", https_only=False)
+    app.include_router(api.router)
+    try:
+        from meterline.web import console
+    except ImportError:  # pragma: no cover - the console module is part of the package
+        console = None  # type: ignore[assignment]
+    if console is not None:
+        console.mount(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz(response: Response) -> dict[str, str]:
+        try:
+            with runtime.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            response.status_code = 503
+            return {"status": "database unreachable", "error": type(exc).__name__}
+        return {"status": "ready"}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

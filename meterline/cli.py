@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from meterline.domain.enums import Role, TenantKind
+from meterline.runtime import Runtime
 from meterline.services.errors import ServiceError
 
 app = typer.Typer(
@@ -31,19 +32,21 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _runtime():  # type: ignore[no-untyped-def]
+def _runtime() -> Runtime:
+    from meterline.config import Settings
     from meterline.runtime import open_runtime
 
-    return open_runtime()
+    # Read the environment afresh: tests run several commands with different databases.
+    return open_runtime(Settings())
 
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply the Alembic migrations to METERLINE_DATABASE_URL (default ./meterline.db)."""
-    from meterline.config import get_settings
+    from meterline.config import Settings
     from meterline.store.migrate import upgrade
 
-    url = get_settings().resolved_database_url()
+    url = Settings().resolved_database_url()
     upgrade(url, revision)
     typer.echo(f"database at revision {revision}")
 

@@ -332,16 +332,19 @@ def match_row(
     """
     titles = {i: str(c).strip() for i, c in enumerate(cells) if c is not None and str(c).strip()}
     columns: dict[int, str] = {}
-    explicit: dict[str, str] = {}
-    for field, wanted in (mapping or {}).items():
-        explicit[normalise_header(wanted)] = field
-        explicit[wanted.strip().upper()] = field  # a column letter such as "C"
+    # The operator's explicit mapping first (by header text or column letter), so it wins.
+    for wanted_field, wanted in (mapping or {}).items():
+        for i, title in titles.items():
+            by_title = normalise_header(title) == normalise_header(wanted)
+            if by_title or column_letter(i) == wanted.strip().upper():
+                columns[i] = wanted_field
+                break
+    taken = set(columns.values())
     for i, title in titles.items():
-        field = explicit.get(normalise_header(title)) or explicit.get(column_letter(i))
-        if field is None and explicit.get(column_letter(i)) is None:
-            field = match_header(title)
-        if field is not None and field not in columns.values():
-            columns[i] = field
+        guess = None if i in columns else match_header(title)
+        if guess is not None and guess not in taken:
+            columns[i] = guess
+            taken.add(guess)
     if "account" not in columns.values() or len(columns) < 2:
         return None
     return HeaderMatch(row=row_number, columns=columns, titles=titles)

@@ -297,6 +297,7 @@ def _stream(table: Table, tenant: Tenant, state: _Run, mapping: Mapping[str, str
         date1904=table.date1904,
     )
     header: HeaderMatch | None = None
+    last = 0
     scanned: list[SheetRow] = []
     merged_rows = _merged_data_cells(table)
     for row in table.rows():
@@ -311,10 +312,14 @@ def _stream(table: Table, tenant: Tenant, state: _Run, mapping: Mapping[str, str
                 continue
             report.header_row = header.row
             report.columns = {header.titles[c]: f for c, f in sorted(header.columns.items())}
+            last = row.number
             continue
+        # Readers yield only rows with data; a gap in the numbering is blank rows.
+        report.blank_rows += max(0, row.number - last - 1)
+        last = row.number
         _take_row(row, header, ctx, state, merged_rows)
     if header is None:
-        raise ImportFailed(_no_header_message(table, scanned))
+        raise ImportFailed(_no_header_message(table, scanned, report.filename))
 
 
 def _take_row(
@@ -359,8 +364,8 @@ def _merged_data_cells(table: Table) -> dict[int, list[str]]:
     return out
 
 
-def _no_header_message(table: Table, scanned: list[SheetRow]) -> str:
-    where = f"sheet {table.sheet_name!r}" if table.sheet_name else "the file"
+def _no_header_message(table: Table, scanned: list[SheetRow], filename: str) -> str:
+    where = f"sheet {table.sheet_name!r} of {filename}" if table.sheet_name else filename
     if not scanned:
         return f"{where} has no rows with data"
     first = scanned[0]

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from meterline.domain.enums import AreaLevel, Billing, ContactKind, Reachability, Service
+from meterline.domain.enums import (
+    AreaLevel,
+    Billing,
+    BillStatus,
+    ContactKind,
+    Reachability,
+    Service,
+)
 from meterline.domain.master_row import MasterRecord
-from meterline.store.models import Account, Area, Consumer, ContactPoint, Meter
+from meterline.store.models import Account, Area, Bill, Consumer, ContactPoint, Meter
 
 AREA_LEVELS_UTILITY = (
     AreaLevel.circle,
@@ -223,7 +230,7 @@ def _insert_new(
             insert(Account).returning(Account.id, sort_by_parameter_order=True), account_rows
         )
     )
-    contacts, meters = [], []
+    contacts, meters, bills = [], [], []
     for (_, rec, _), consumer_id, account_id, acc in zip(
         new, consumer_ids, account_ids, account_rows, strict=True
     ):
@@ -240,10 +247,50 @@ def _insert_new(
                     "created_at": now,
                 }
             )
+        dues: int = rec.given.get("dues_minor") or 0
+        if dues > 0:
+            bills.append(_bill_row(d.tenant_id, account_id, dues, rec.given.get("due_date"), now))
     if contacts:
         session.execute(insert(ContactPoint), contacts)
+    if bills:
+        session.execute(insert(Bill), bills)
     if meters:
         session.execute(insert(Meter), meters)
+
+
+def bill_period(due: date | None) -> str:
+    """The bill an imported dues figure stands for: the month it falls due."""
+    return due.strftime("%Y-%m") if due else "arrears"
+
+
+def _bill_row(
+    tid: int, account_id: int, amount: int, due: date | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tid,
+        "account_id": account_id,
+        "period": bill_period(due),
+        "amount_minor": amount,
+        "due_date": due,
+        "status": BillStatus.open,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _sync_bill(
+    session: Session, tid: int, account_id: int, amount: int, due: date | None, now: datetime
+) -> None:
+    """Dues on the sheet are an open bill; a changed figure for the same month updates it."""
+    if amount <= 0:
+        return  # nothing owed says nothing about which bill was paid; payments record that
+    bill = session.scalar(
+        select(Bill).where(Bill.account_id == account_id, Bill.period == bill_period(due))
+    )
+    if bill is None:
+        session.execute(insert(Bill).values(**_bill_row(tid, account_id, amount, due, now)))
+    elif bill.status == BillStatus.open and (bill.amount_minor, bill.due_date) != (amount, due):
+        bill.amount_minor, bill.due_date, bill.updated_at = amount, due, now
 
 
 def _phone_row(
@@ -312,6 +359,15 @@ def _update_existing(
     if acc_changes or cons_changes or phones_changed or serial_changed:
         acc_values["updated_at"] = now
     session.execute(update(Account).where(Account.id == account.id).values(**acc_values))
+    if "dues_minor" in acc_changes or "due_date" in acc_changes:
+        _sync_bill(
+            session,
+            d.tenant_id,
+            account.id,
+            g.get("dues_minor") or 0,
+            g.get("due_date", account.due_date),
+            now,
+        )
     return bool(acc_changes or cons_changes or phones_changed or serial_changed)
 
 

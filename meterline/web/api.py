@@ -21,13 +21,14 @@ def parse_mapping(raw: str | None) -> dict[str, str]:
     """`{"account": "Cons. ID"}` or `account=Cons. ID; mobile=Cell` -> field -> column."""
     if not raw or not raw.strip():
         return {}
+    pairs: list[tuple[object, object]] = []
     try:
         loaded = json.loads(raw)
-        pairs = loaded.items() if isinstance(loaded, dict) else None
     except json.JSONDecodeError:
-        pairs = None
-    if pairs is None:
-        pairs = []
+        loaded = None
+    if isinstance(loaded, dict):
+        pairs = list(loaded.items())
+    else:
         for part in raw.replace("\n", ";").split(";"):
             if part.strip():
                 if "=" not in part:

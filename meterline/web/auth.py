@@ -6,6 +6,7 @@ no handler ever sees another tenant's rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, status
@@ -60,7 +61,7 @@ def operator_from_session(request: Request) -> Principal | None:
         return Principal(tenant.id, tenant.slug, op.role, op.username)
 
 
-def require(role: Role):  # type: ignore[no-untyped-def]
+def require(role: Role) -> Callable[[Request], Principal]:
     """FastAPI dependency: the caller, who must hold at least `role`."""
 
     def dependency(request: Request) -> Principal:

@@ -352,6 +352,12 @@ def match_row(
 
 def is_repeated_header(cells: Sequence[object], header: HeaderMatch) -> bool:
     """A header row copied again further down (sheets glued together)."""
+    # Cheap test first: a repeated header repeats the account column's title as text.
+    acc = header.column_of("account")
+    if acc is None or acc >= len(cells) or not isinstance(cells[acc], str):
+        return False
+    if normalise_header(cells[acc]) != normalise_header(header.titles.get(acc)):
+        return False
     same = 0
     for i, title in header.titles.items():
         if i < len(cells) and normalise_header(cells[i]) == normalise_header(title):

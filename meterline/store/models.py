@@ -114,10 +114,16 @@ class Area(Base):
 
 class Consumer(Base):
     __tablename__ = "consumers"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "import_key", name="uq_consumers_tenant_import_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(300))
+    # The account number this consumer was first imported with: lets a bulk import find
+    # the rows it has just inserted without relying on the order of RETURNING rows.
+    import_key: Mapped[str | None] = mapped_column(String(64))
     preferred_language: Mapped[str] = mapped_column(String(8), default="en")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

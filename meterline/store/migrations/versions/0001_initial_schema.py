@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:38:21.530814
+Create Date: 2026-11-22
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-
     op.create_table(
         "tenants",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -121,6 +120,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=300), nullable=False),
+        sa.Column("import_key", sa.String(length=64), nullable=True),
         sa.Column("preferred_language", sa.String(length=8), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -131,6 +131,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consumers")),
+        sa.UniqueConstraint("tenant_id", "import_key", name="uq_consumers_tenant_import_key"),
     )
     with op.batch_alter_table("consumers", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_consumers_tenant_id"), ["tenant_id"], unique=False)
@@ -474,7 +475,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     with op.batch_alter_table("meters", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_meters_account_id"))
 

@@ -197,7 +197,7 @@ def _insert_new(
     fresh = [rec for _, rec, _ in new if rec.account not in consumer_ids]
     if fresh:
         conn.execute(
-            Consumer.__table__.insert(),
+            insert(Consumer),
             [
                 {
                     "tenant_id": tid,
@@ -213,7 +213,7 @@ def _insert_new(
         consumer_ids.update(
             _ids_by_key(session, Consumer.import_key, Consumer.id, tid, [r.account for r in fresh])
         )
-    account_rows = []
+    account_rows: list[dict[str, Any]] = []
     for _, rec, digest in new:
         g = rec.given
         account_rows.append(
@@ -235,13 +235,13 @@ def _insert_new(
                 "updated_at": now,
             }
         )
-    conn.execute(Account.__table__.insert(), account_rows)
+    conn.execute(insert(Account), account_rows)
     account_ids = _ids_by_key(session, Account.number, Account.id, tid, keys)
     contacts, meters, bills = [], [], []
     for (_, rec, _), acc in zip(new, account_rows, strict=True):
         account_id = account_ids[rec.account]
         for i, phone in enumerate(rec.phones):
-            contacts.append(_phone_row(tid, acc["consumer_id"], phone, i == 0, now))
+            contacts.append(_phone_row(tid, consumer_ids[rec.account], phone, i == 0, now))
         serial = rec.given.get("meter_serial")
         if serial:
             meters.append(
@@ -257,11 +257,11 @@ def _insert_new(
         if dues > 0:
             bills.append(_bill_row(tid, account_id, dues, rec.given.get("due_date"), now))
     if contacts:
-        conn.execute(ContactPoint.__table__.insert(), contacts)
+        conn.execute(insert(ContactPoint), contacts)
     if meters:
-        conn.execute(Meter.__table__.insert(), meters)
+        conn.execute(insert(Meter), meters)
     if bills:
-        conn.execute(Bill.__table__.insert(), bills)
+        conn.execute(insert(Bill), bills)
 
 
 def _ids_by_key(

@@ -28,7 +28,8 @@ BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 def _pg_schema_url(schema: str) -> str:
     assert PG_URL
     url = make_url(normalise_url(PG_URL))
-    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+    # public stays visible for extensions (pg_trgm's operator classes live there).
+    return url.update_query_dict({"options": f"-csearch_path={schema},public"}).render_as_string(
         hide_password=False
     )
 
@@ -46,6 +47,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(normalise_url(PG_URL or ""), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = _pg_schema_url(schema)
     engine = make_engine(url)

@@ -186,15 +186,15 @@ class _Run:
                     "skipped": rep.skipped + len(skipped),
                 }
                 if rep.dry_run:
+                    # Undo the rows, then keep the report: a stored dry run reads like a real one.
                     session.rollback()
                     self.areas.clear()  # ids of rolled-back areas must not be reused
-                else:
-                    self._store_issues(session)
-                    run = session.get(ImportRun, rep.import_id)
-                    assert run is not None
-                    for k, v in totals.items():
-                        setattr(run, k, v)
-                    session.commit()
+                self._store_issues(session)
+                run = session.get(ImportRun, rep.import_id)
+                assert run is not None
+                for k, v in totals.items():
+                    setattr(run, k, v)
+                session.commit()
             except BaseException:
                 session.rollback()
                 self.areas.clear()

@@ -165,6 +165,8 @@ class Account(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "number", name="uq_accounts_tenant_number"),
         Index("ix_accounts_tenant_area", "tenant_id", "area_id"),
+        # The defaulters filter: dues above zero past the due date.
+        Index("ix_accounts_tenant_due", "tenant_id", "due_date", "dues_minor"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
 from meterline.runtime import Runtime
-from meterline.web import api
+from meterline.web import api, console
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -19,12 +19,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     secret = runtime.settings.secret_key.get_secret_value() or secrets.token_urlsafe(32)
     app.add_middleware(SessionMiddleware, secret_key=secret, same_site="lax", https_only=False)
     app.include_router(api.router)
-    try:
-        from meterline.web import console
-    except ImportError:  # pragma: no cover - the console module is part of the package
-        console = None  # type: ignore[assignment]
-    if console is not None:
-        console.mount(app)
+    console.mount(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -9,7 +9,7 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import select
 
-from meterline.services.importer import ImportFailed, import_master
+from meterline.services.importer import ImportFailed, import_master, load_report
 from meterline.services.tenants import create_tenant
 from meterline.store.models import Account, Area, Consumer, ContactPoint, ImportRun, Meter
 from tests.support.sheets import HINDI_HEADER, write_csv, write_xlsx
@@ -196,11 +196,15 @@ def test_explicit_mapping(sessions, tenant, tmp_path: Path) -> None:
     assert report.inserted == 1 and report.columns == {"Cons ID": "account", "Cell": "mobile"}
 
 
-def test_dry_run_stores_nothing(sessions, tenant, tmp_path: Path) -> None:
+def test_dry_run_stores_nothing_but_its_report(sessions, tenant, tmp_path: Path) -> None:
     report = _import(sessions, write_xlsx(tmp_path / "m.xlsx", ROWS), dry_run=True)
     assert report.inserted == 3 and report.rejected == 1
     assert count(sessions, Account, tenant.id) == 0
     assert count(sessions, Area, tenant.id) == 0
+    with sessions() as s:
+        stored = load_report(s, tenant.id, report.import_id or 0)
+    assert stored is not None and stored.dry_run
+    assert (stored.inserted, stored.rejected, stored.errors) == (3, 1, report.errors)
 
 
 BAD_FILES = {

@@ -269,6 +269,9 @@ def upgrade() -> None:
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_accounts_consumer_id"), ["consumer_id"], unique=False)
         batch_op.create_index("ix_accounts_tenant_area", ["tenant_id", "area_id"], unique=False)
+        batch_op.create_index(
+            "ix_accounts_tenant_due", ["tenant_id", "due_date", "dues_minor"], unique=False
+        )
 
     op.create_table(
         "contact_points",
@@ -473,8 +476,20 @@ def upgrade() -> None:
     with op.batch_alter_table("meters", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_meters_account_id"), ["account_id"], unique=False)
 
+    if op.get_bind().dialect.name == "postgresql":
+        # Substring search over names and phones at a million consumers (console search).
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.execute("CREATE INDEX ix_consumers_name_trgm ON consumers USING gin (name gin_trgm_ops)")
+        op.execute(
+            "CREATE INDEX ix_contact_points_value_trgm ON contact_points "
+            "USING gin (value gin_trgm_ops)"
+        )
+
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX IF EXISTS ix_contact_points_value_trgm")
+        op.execute("DROP INDEX IF EXISTS ix_consumers_name_trgm")
     with op.batch_alter_table("meters", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_meters_account_id"))
 
@@ -496,6 +511,7 @@ def downgrade() -> None:
 
     op.drop_table("contact_points")
     with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_index("ix_accounts_tenant_due")
         batch_op.drop_index("ix_accounts_tenant_area")
         batch_op.drop_index(batch_op.f("ix_accounts_consumer_id"))
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from meterline.domain import cells as C
@@ -70,6 +68,7 @@ class MasterRecord:
 
     account: str
     given: dict[str, Any] = field(default_factory=dict)
+    _digest: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def phones(self) -> list[str]:
@@ -80,21 +79,14 @@ class MasterRecord:
         return tuple(self.given.get("area_path") or ())
 
     def digest(self) -> str:
-        """Stable digest of what the row says: equal digests mean nothing to update."""
-        parts = [f"account={self.account}"]
-        for key in sorted(self.given):
-            parts.append(f"{key}={_canonical(self.given[key])}")
-        return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+        """Stable digest of what the row says: equal digests mean nothing to update.
 
-
-def _canonical(v: Any) -> str:
-    if isinstance(v, list | tuple):
-        return "|".join(_canonical(x) for x in v)
-    if isinstance(v, date):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return format(v.normalize(), "f")
-    return "" if v is None else str(v)
+        Computed once and kept, so it can be made in the reading process.
+        """
+        if self._digest is None:
+            text = repr((self.account, sorted(self.given.items())))
+            self._digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        return self._digest
 
 
 def _display(v: object) -> str | None:

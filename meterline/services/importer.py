@@ -19,15 +19,16 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from meterline.domain.enums import Billing, ImportStatus, Service, TenantKind
-from meterline.domain.headers import (
-    HeaderMatch,
-    column_letter,
-    is_repeated_header,
-    is_totals_row,
-    match_row,
+from meterline.domain.master_row import MasterRecord, RowContext
+from meterline.ingest.master_sheet import (
+    Issue,
+    SheetInfo,
+    SheetRefused,
+    SheetRequest,
+    Verdicts,
+    read_sheet,
+    read_sheet_in_subprocess,
 )
-from meterline.domain.master_row import MasterRecord, RowContext, read_row
-from meterline.ingest.readers import BadFile, SheetRow, Table, open_table
 from meterline.services.errors import ServiceError
 from meterline.services.tenants import currency_exponent, get_tenant
 from meterline.store.master_data import (
@@ -39,7 +40,8 @@ from meterline.store.master_data import (
 )
 from meterline.store.models import ImportRowError, ImportRun, Tenant
 
-HEADER_SCAN_ROWS = 30
+# Below this a second process costs more to start than it saves.
+PARALLEL_FROM_BYTES = 4 * 1024 * 1024
 
 
 class ImportFailed(ServiceError):
@@ -48,19 +50,6 @@ class ImportFailed(ServiceError):
     def __init__(self, message: str, report: ImportReport | None = None) -> None:
         super().__init__(message)
         self.report = report
-
-
-@dataclass
-class RowIssue:
-    row: int
-    column: str | None
-    value: str | None
-    reason: str
-    skipped: bool = False
-    raw: list[Any] | None = None
-
-    def public(self) -> dict[str, Any]:
-        return {"row": self.row, "column": self.column, "value": self.value, "reason": self.reason}
 
 
 @dataclass
@@ -107,16 +96,8 @@ def tenant_defaults(tenant: Tenant) -> TenantDefaults:
     )
 
 
-def _cell_text(v: object) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
-class _Run:
-    """State of one import while it streams: counters, pending batch, issues to store."""
+class _Writer:
+    """Applies verdicts batch by batch: each batch, its issues and the totals in one transaction."""
 
     def __init__(
         self,
@@ -133,38 +114,15 @@ class _Run:
         self.defaults = tenant_defaults(tenant)
         self.areas = AreaCache()
         self.batch: list[tuple[int, MasterRecord]] = []
-        self.issues: list[RowIssue] = []
-        self.seen_accounts: dict[str, int] = {}
-        self.seen_serials: dict[str, int] = {}
+        self.issues: list[Issue] = []
 
-    def reject(self, row: SheetRow, column: str | None, value: str | None, reason: str) -> None:
-        self.issues.append(RowIssue(row.number, column, value, reason, raw=_raw(row)))
-
-    def skip(self, row: SheetRow, reason: str) -> None:
-        self.issues.append(RowIssue(row.number, None, None, reason, skipped=True, raw=_raw(row)))
-
-    def add(self, row: SheetRow, record: MasterRecord, account_column: str) -> None:
-        first = self.seen_accounts.get(record.account)
-        if first is not None:
-            reason = f"account {record.account} appears again in this file (first on row {first})"
-            self.reject(row, account_column, record.account, reason)
-            return
-        serial = record.given.get("meter_serial")
-        if serial:
-            other = self.seen_serials.get(serial)
-            if other is not None:
-                self.reject(
-                    row,
-                    "meter_serial",
-                    serial,
-                    f"meter {serial} is also on row {other} of this file",
-                )
-                return
-            self.seen_serials[serial] = row.number
-        self.seen_accounts[record.account] = row.number
-        self.batch.append((row.number, record))
-        if len(self.batch) >= self.batch_size:
-            self.flush()
+    def take(self, verdicts: Verdicts) -> None:
+        self.report.blank_rows += verdicts.blank_rows
+        self.issues.extend(verdicts.issues)
+        for item in verdicts.records:
+            self.batch.append(item)
+            if len(self.batch) >= self.batch_size:
+                self.flush()
 
     def flush(self) -> None:
         """Apply the pending batch and its issues in one transaction (rolled back on a dry run)."""
@@ -175,7 +133,7 @@ class _Run:
             try:
                 outcome = apply_batch(session, self.defaults, self.batch, self.areas, self.clock())
                 for row, column, value, reason in outcome.rejected:
-                    self.issues.append(RowIssue(row, column, value, reason))
+                    self.issues.append(Issue(row, column, value, reason))
                 rejected = [i for i in self.issues if not i.skipped]
                 skipped = [i for i in self.issues if i.skipped]
                 totals = {
@@ -201,8 +159,8 @@ class _Run:
                 raise
         for k, v in totals.items():
             setattr(rep, k, v)
-        rep.errors.extend(i.public() for i in rejected)
-        rep.skipped_rows.extend(i.public() for i in skipped)
+        rep.errors.extend(_public(i) for i in rejected)
+        rep.skipped_rows.extend(_public(i) for i in skipped)
         self.batch = []
         self.issues = []
 
@@ -224,12 +182,8 @@ class _Run:
         session.execute(insert(ImportRowError), rows)
 
 
-def _raw(row: SheetRow) -> list[Any]:
-    return [_cell_text(c) for c in row.cells]
-
-
-def _is_blank(row: SheetRow) -> bool:
-    return all(c is None or (isinstance(c, str) and not c.strip()) for c in row.cells)
+def _public(i: Issue) -> dict[str, Any]:
+    return {"row": i.row, "column": i.column, "value": i.value, "reason": i.reason}
 
 
 def import_master(
@@ -244,9 +198,14 @@ def import_master(
     batch_size: int = 2000,
     max_bytes: int = 100 * 1024 * 1024,
     started_by: str | None = None,
+    parallel: bool | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ImportReport:
-    """Import one master sheet for a tenant. Raises ImportFailed when the file is refused."""
+    """Import one master sheet for a tenant. Raises ImportFailed when the file is refused.
+
+    `parallel` reads the sheet in a second process while this one writes; by default
+    only for files big enough to repay starting it.
+    """
     name = original_name or path.name
     with factory() as session, session.begin():
         tenant = get_tenant(session, tenant_slug)
@@ -264,117 +223,42 @@ def import_master(
         session.add(run)
         session.flush()
         report = ImportReport(import_id=run.id, filename=name, dry_run=dry_run)
-    state = _Run(factory, tenant, report, batch_size, clock)
+    writer = _Writer(factory, tenant, report, batch_size, clock)
+    defaults = writer.defaults
+    request = SheetRequest(
+        path=path,
+        name=name,
+        max_bytes=max_bytes,
+        sheet=sheet,
+        mapping=dict(mapping) if mapping else None,
+        ctx=RowContext(
+            phone_region=tenant.phone_region,
+            currency_exponent=currency_exponent(tenant.currency),
+            default_service=defaults.service,
+            default_billing=defaults.billing,
+            default_language=defaults.language,
+        ),
+    )
+    if parallel is None:
+        parallel = path.exists() and path.stat().st_size >= PARALLEL_FROM_BYTES
     try:
-        try:
-            table = open_table(path, max_bytes=max_bytes, sheet=sheet, original_name=name)
-        except BadFile as exc:
-            raise ImportFailed(exc.message, report) from None
-        with table:
-            report.format, report.sheet = table.format, table.sheet_name
-            report.warnings.extend(table.warnings)
-            _stream(table, tenant, state, mapping)
-        state.flush()
-    except ImportFailed as exc:
+        stream = read_sheet_in_subprocess(request) if parallel else read_sheet(request)
+        for item in stream:
+            if isinstance(item, SheetInfo):
+                report.format, report.sheet = item.format, item.sheet
+                report.warnings.extend(item.warnings)
+                report.header_row, report.columns = item.header_row, item.columns
+            else:
+                writer.take(item)
+        writer.flush()
+    except SheetRefused as exc:
         _finish(factory, report, ImportStatus.failed, exc.message, clock)
-        exc.report = report
-        raise
-    except Exception as exc:
+        raise ImportFailed(exc.message, report) from None
+    except BaseException as exc:
         _finish(factory, report, ImportStatus.failed, f"import stopped: {exc}", clock)
         raise
     _finish(factory, report, ImportStatus.done, None, clock)
     return report
-
-
-def _stream(table: Table, tenant: Tenant, state: _Run, mapping: Mapping[str, str] | None) -> None:
-    report = state.report
-    ctx = RowContext(
-        phone_region=tenant.phone_region,
-        currency_exponent=currency_exponent(tenant.currency),
-        default_service=state.defaults.service,
-        default_billing=state.defaults.billing,
-        default_language=state.defaults.language,
-        date1904=table.date1904,
-    )
-    header: HeaderMatch | None = None
-    last = 0
-    scanned: list[SheetRow] = []
-    merged_rows = _merged_data_cells(table)
-    for row in table.rows():
-        if header is None:
-            if _is_blank(row):
-                continue
-            header = match_row(row.number, row.cells, mapping)
-            if header is None:
-                scanned.append(row)
-                if len(scanned) >= HEADER_SCAN_ROWS:
-                    break
-                continue
-            report.header_row = header.row
-            report.columns = {header.titles[c]: f for c, f in sorted(header.columns.items())}
-            last = row.number
-            continue
-        # Readers yield only rows with data; a gap in the numbering is blank rows.
-        report.blank_rows += max(0, row.number - last - 1)
-        last = row.number
-        _take_row(row, header, ctx, state, merged_rows)
-    if header is None:
-        raise ImportFailed(_no_header_message(table, scanned, report.filename))
-
-
-def _take_row(
-    row: SheetRow,
-    header: HeaderMatch,
-    ctx: RowContext,
-    state: _Run,
-    merged_rows: dict[int, list[str]],
-) -> None:
-    if _is_blank(row):
-        state.report.blank_rows += 1
-        return
-    if is_repeated_header(row.cells, header):
-        state.skip(row, "repeated header row")
-        return
-    if is_totals_row(row.cells):
-        state.skip(row, "totals row")
-        return
-    if row.number in merged_rows:
-        ranges = ", ".join(merged_rows[row.number])
-        reason = f"row is part of merged cells {ranges}; unmerge them and fill in every row"
-        state.reject(row, None, None, reason)
-        return
-    result = read_row(row.cells, header, ctx)
-    if isinstance(result, list):
-        for p in result:
-            state.reject(row, p.column, p.value, p.reason)
-        return
-    account_col = header.column_of("account")
-    state.add(row, result, header.titles.get(account_col or 0, "account"))
-
-
-def _merged_data_cells(table: Table) -> dict[int, list[str]]:
-    """Row number -> merged ranges spanning rows (a title merged across columns is harmless)."""
-    out: dict[int, list[str]] = {}
-    for r1, c1, r2, c2 in table.merged:
-        if r2 <= r1:
-            continue
-        label = f"{column_letter(c1)}{r1}:{column_letter(c2)}{r2}"
-        for r in range(r1, r2 + 1):
-            out.setdefault(r, []).append(label)
-    return out
-
-
-def _no_header_message(table: Table, scanned: list[SheetRow], filename: str) -> str:
-    where = f"sheet {table.sheet_name!r} of {filename}" if table.sheet_name else filename
-    if not scanned:
-        return f"{where} has no rows with data"
-    first = scanned[0]
-    seen = ", ".join(repr(str(c)) for c in first.cells if c is not None and str(c).strip())[:300]
-    return (
-        f"no recognisable account column in the first {len(scanned)} non-blank rows of {where} "
-        f"(row {first.number} reads: {seen}); name the column e.g. 'Account No', 'खाता संख्या', "
-        "'হিসাব নম্বর' or 'Лицевой счёт', or map it explicitly (--map account=COLUMN)"
-    )
 
 
 def _finish(

@@ -282,3 +282,43 @@ def test_tenants_do_not_share_accounts(sessions, tenant, tmp_path: Path) -> None
     assert report.inserted == 3  # same account numbers, another tenant: new rows
     assert count(sessions, Account, other_id) == 3
     assert count(sessions, Account, tenant.id) == 3
+
+
+def test_reading_in_a_second_process_gives_the_same_result(
+    sessions, tenant, runtime, tmp_path: Path
+) -> None:
+    from meterline.ingest.sample_sheet import write_csv as write_sample
+
+    path = write_sample(tmp_path / "sample.csv", 3000, bad_rows=True, totals=True, title=True)
+    with sessions() as s, s.begin():
+        twin = create_tenant(
+            s, slug="twin", name="Twin", country="IN", currency="INR", timezone="Asia/Kolkata"
+        )
+        twin_id = twin.id
+    inline = import_master(sessions, "aligarh", path, parallel=False, batch_size=500)
+    forked = import_master(sessions, "twin", path, parallel=True, batch_size=500)
+    keys = (
+        "inserted",
+        "rejected",
+        "skipped",
+        "blank_rows",
+        "errors",
+        "skipped_rows",
+        "columns",
+        "header_row",
+    )
+    assert {k: getattr(inline, k) for k in keys} == {k: getattr(forked, k) for k in keys}
+    assert inline.inserted > 2900 and inline.rejected > 0
+    assert master_snapshot(sessions, tenant.id) == master_snapshot(sessions, twin_id)
+
+
+def test_a_refused_file_is_refused_from_the_second_process_too(
+    sessions, tenant, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "notes.csv", [["just", "words"], ["no", "accounts"]])
+    with pytest.raises(ImportFailed, match="no recognisable account column"):
+        _import(sessions, path, parallel=True)
+    (tmp_path / "junk.xlsx").write_bytes(b"\x00garbage" * 50)
+    with pytest.raises(ImportFailed, match=r"junk\.xlsx"):
+        _import(sessions, tmp_path / "junk.xlsx", parallel=True)
+    assert count(sessions, Account, tenant.id) == 0

@@ -1,0 +1,301 @@
+"""Reading a master sheet into a stream of verdicts, one per row, ready to store.
+
+Everything here is CPU work with no database: find the header, read each row, reject
+or skip what must be, and catch an account or meter that appears twice in the file.
+Because it needs nothing from the database it can run in a second process while the
+first one writes (`parallel=True`), which is how a big import uses both cores.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from meterline.domain.headers import (
+    HeaderMatch,
+    column_letter,
+    is_repeated_header,
+    is_totals_row,
+    match_row,
+)
+from meterline.domain.master_row import MasterRecord, RowContext, read_row
+from meterline.ingest.readers import BadFile, SheetRow, Table, open_table
+
+HEADER_SCAN_ROWS = 30
+CHUNK_ROWS = 1000  # verdicts sent between processes at a time
+
+
+class SheetRefused(Exception):
+    """The file as a whole cannot be imported; `message` says why, for a person."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class SheetInfo:
+    format: str
+    sheet: str | None
+    warnings: list[str]
+    header_row: int
+    columns: dict[str, str]  # header as written -> field
+
+
+@dataclass
+class Issue:
+    row: int
+    column: str | None
+    value: str | None
+    reason: str
+    skipped: bool = False
+    raw: list[str | None] | None = None
+
+
+@dataclass
+class Verdicts:
+    """One chunk of the stream: records to store, issues to report, blank rows seen."""
+
+    records: list[tuple[int, MasterRecord]] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    blank_rows: int = 0
+
+    def __len__(self) -> int:
+        return len(self.records) + len(self.issues)
+
+
+@dataclass(frozen=True)
+class SheetRequest:
+    path: Path
+    name: str
+    max_bytes: int
+    sheet: str | None
+    mapping: Mapping[str, str] | None
+    ctx: RowContext
+
+
+def cell_text(v: object) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _raw(row: SheetRow) -> list[str | None]:
+    return [cell_text(c) for c in row.cells]
+
+
+def _is_blank(row: SheetRow) -> bool:
+    return all(c is None or (isinstance(c, str) and not c.strip()) for c in row.cells)
+
+
+def read_sheet(req: SheetRequest) -> Iterator[SheetInfo | Verdicts]:
+    """First a SheetInfo, then chunks of Verdicts. Raises SheetRefused for a bad file."""
+    try:
+        table = open_table(
+            req.path, max_bytes=req.max_bytes, sheet=req.sheet, original_name=req.name
+        )
+    except BadFile as exc:
+        raise SheetRefused(exc.message) from None
+    with table:
+        yield from _read_table(table, req)
+
+
+def _read_table(table: Table, req: SheetRequest) -> Iterator[SheetInfo | Verdicts]:
+    ctx = RowContext(**{**req.ctx.__dict__, "date1904": table.date1904})
+    rows = table.rows()
+    header, last, scanned = None, 0, []
+    for row in rows:
+        if _is_blank(row):
+            continue
+        header = match_row(row.number, row.cells, req.mapping)
+        if header is not None:
+            last = row.number
+            break
+        scanned.append(row)
+        if len(scanned) >= HEADER_SCAN_ROWS:
+            break
+    if header is None:
+        raise SheetRefused(_no_header_message(table, scanned, req.name))
+    yield SheetInfo(
+        format=table.format,
+        sheet=table.sheet_name,
+        warnings=list(table.warnings),
+        header_row=header.row,
+        columns={header.titles[c]: f for c, f in sorted(header.columns.items())},
+    )
+    judge = _RowJudge(header, ctx, _merged_data_cells(table))
+    out = Verdicts()
+    for row in rows:
+        # Readers yield only rows with data; a gap in the numbering is blank rows.
+        out.blank_rows += max(0, row.number - last - 1)
+        last = row.number
+        judge.judge(row, out)
+        if len(out) >= CHUNK_ROWS:
+            yield out
+            out = Verdicts()
+    if len(out) or out.blank_rows:
+        yield out
+
+
+class _RowJudge:
+    """Decides each data row: a record, a rejection with reasons, or a skip."""
+
+    def __init__(self, header: HeaderMatch, ctx: RowContext, merged: dict[int, list[str]]) -> None:
+        self.header = header
+        self.ctx = ctx
+        self.merged = merged
+        account_col = header.column_of("account")
+        self.account_title = header.titles.get(account_col or 0, "account")
+        serial_col = header.column_of("meter_serial")
+        self.serial_title = header.titles.get(serial_col or 0, "meter_serial")
+        self.seen_accounts: dict[str, int] = {}
+        self.seen_serials: dict[str, int] = {}
+
+    def judge(self, row: SheetRow, out: Verdicts) -> None:
+        if _is_blank(row):
+            out.blank_rows += 1
+            return
+        if is_repeated_header(row.cells, self.header):
+            out.issues.append(Issue(row.number, None, None, "repeated header row", True, _raw(row)))
+            return
+        if is_totals_row(row.cells):
+            out.issues.append(Issue(row.number, None, None, "totals row", True, _raw(row)))
+            return
+        if row.number in self.merged:
+            ranges = ", ".join(self.merged[row.number])
+            reason = f"row is part of merged cells {ranges}; unmerge them and fill in every row"
+            out.issues.append(Issue(row.number, None, None, reason, raw=_raw(row)))
+            return
+        result = read_row(row.cells, self.header, self.ctx)
+        if isinstance(result, list):
+            raw = _raw(row)
+            out.issues.extend(
+                Issue(row.number, p.column, p.value, p.reason, raw=raw) for p in result
+            )
+            return
+        problem = self._repeat(row.number, result)
+        if problem is not None:
+            out.issues.append(Issue(row.number, *problem, raw=_raw(row)))
+            return
+        result.digest()  # computed here, in the reading process, and carried along
+        out.records.append((row.number, result))
+
+    def _repeat(self, number: int, rec: MasterRecord) -> tuple[str, str, str] | None:
+        first = self.seen_accounts.get(rec.account)
+        if first is not None:
+            reason = f"account {rec.account} appears again in this file (first on row {first})"
+            return self.account_title, rec.account, reason
+        serial = rec.given.get("meter_serial")
+        if serial:
+            other = self.seen_serials.get(serial)
+            if other is not None:
+                return (
+                    self.serial_title,
+                    serial,
+                    f"meter {serial} is also on row {other} of this file",
+                )
+            self.seen_serials[serial] = number
+        self.seen_accounts[rec.account] = number
+        return None
+
+
+def _merged_data_cells(table: Table) -> dict[int, list[str]]:
+    """Row number -> merged ranges spanning rows (a title merged across columns is harmless)."""
+    out: dict[int, list[str]] = {}
+    for r1, c1, r2, c2 in table.merged:
+        if r2 <= r1:
+            continue
+        label = f"{column_letter(c1)}{r1}:{column_letter(c2)}{r2}"
+        for r in range(r1, r2 + 1):
+            out.setdefault(r, []).append(label)
+    return out
+
+
+def _no_header_message(table: Table, scanned: list[SheetRow], filename: str) -> str:
+    where = f"sheet {table.sheet_name!r} of {filename}" if table.sheet_name else filename
+    if not scanned:
+        return f"{where} has no rows with data"
+    first = scanned[0]
+    seen = ", ".join(repr(str(c)) for c in first.cells if c is not None and str(c).strip())[:300]
+    return (
+        f"no recognisable account column in the first {len(scanned)} non-blank rows of {where} "
+        f"(row {first.number} reads: {seen}); name the column e.g. 'Account No', 'खाता संख्या', "
+        "'হিসাব নম্বর' or 'Лицевой счёт', or map it explicitly (--map account=COLUMN)"
+    )
+
+
+# --- running the reader in a second process -----------------------------------------
+# A plain child interpreter (`python -m meterline.ingest.master_sheet`) talking pickles
+# over a pipe: no fork of a process that holds threads and DB connections, no re-import
+# of the caller's __main__, and the pipe's buffer is the back-pressure. If the importing
+# process dies, the child's next write fails and it exits.
+
+_DONE = "done"
+_REFUSED = "refused"
+_CRASHED = "crashed"
+
+
+def _child_main() -> None:
+    out = sys.stdout.buffer
+    req = pickle.load(sys.stdin.buffer)
+
+    def send(item: object) -> None:
+        pickle.dump(item, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+    try:
+        for item in read_sheet(req):
+            send(item)
+        send(_DONE)
+    except SheetRefused as exc:
+        send((_REFUSED, exc.message))
+    except BrokenPipeError:
+        raise SystemExit(1) from None
+    except Exception as exc:
+        send((_CRASHED, f"{type(exc).__name__}: {exc}"))
+
+
+def read_sheet_in_subprocess(req: SheetRequest) -> Iterator[SheetInfo | Verdicts]:
+    """`read_sheet` run by a child process; the same items, the same errors."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meterline.ingest.master_sheet"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        pickle.dump(req, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        proc.stdin.close()
+        while True:
+            try:
+                item = pickle.load(proc.stdout)
+            except EOFError:
+                raise RuntimeError(
+                    f"the sheet-reading process ended early (exit code {proc.wait()})"
+                ) from None
+            if item == _DONE:
+                return
+            if isinstance(item, tuple):
+                kind, message = item
+                if kind == _REFUSED:
+                    raise SheetRefused(message)
+                raise RuntimeError(f"reading the sheet failed: {message}")
+            yield item
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+if __name__ == "__main__":
+    # Run the imported module's copy, so pickled classes name meterline.ingest.master_sheet.
+    from meterline.ingest import master_sheet
+
+    master_sheet._child_main()

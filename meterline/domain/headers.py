@@ -302,6 +302,10 @@ class HeaderMatch:
     columns: dict[int, str]  # column index -> field
     titles: dict[int, str]  # column index -> header text as written
 
+    @property
+    def has_area(self) -> bool:
+        return any(f in AREA_LEVEL_FIELDS for f in self.columns.values())
+
     def column_of(self, field: str) -> int | None:
         for col, f in self.columns.items():
             if f == field:

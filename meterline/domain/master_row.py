@@ -6,8 +6,9 @@ Pure: no I/O. The importer feeds it the cells of a row and the header match.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from meterline.domain import cells as C
@@ -97,6 +98,55 @@ def _display(v: object) -> str | None:
     return str(v)
 
 
+def _account(raw: object, ctx: RowContext) -> str:
+    text = C.parse_text(raw)
+    if not text:
+        raise C.CellError("account number is missing")
+    return text
+
+
+def _load(raw: object, ctx: RowContext) -> Decimal | None:
+    load = C.parse_decimal(raw)
+    if load is not None and load < 0:
+        raise C.CellError("sanctioned load cannot be negative")
+    return load
+
+
+def _is_formula(raw: object) -> bool:
+    # The reader's marker for a formula saved without its value (duck-typed: domain is pure).
+    return type(raw).__name__ == "FormulaWithoutValue"
+
+
+def _text(raw: object, ctx: RowContext) -> str | None:
+    return C.parse_text(raw)
+
+
+# Field -> (key in MasterRecord.given, reader). One table lookup per cell.
+READERS: dict[str, tuple[str, Callable[[object, RowContext], Any]]] = {
+    "account": ("account", _account),
+    "mobile": ("phones", lambda raw, ctx: C.parse_phones(raw, ctx.phone_region)),
+    "dues": ("dues_minor", lambda raw, ctx: C.parse_amount(raw, ctx.currency_exponent)),
+    "balance": ("balance_minor", lambda raw, ctx: C.parse_amount(raw, ctx.currency_exponent)),
+    "due_date": ("due_date", lambda raw, ctx: C.parse_date(raw, date1904=ctx.date1904)),
+    "sanctioned_load": ("sanctioned_load_kw", _load),
+    "service": (
+        "service",
+        lambda raw, ctx: _vocabulary(raw, SERVICE_WORDS, "service", ctx.default_service),
+    ),
+    "billing": (
+        "billing",
+        lambda raw, ctx: _vocabulary(raw, BILLING_WORDS, "type", ctx.default_billing),
+    ),
+    "language": ("language", lambda raw, ctx: _language(raw, ctx.default_language)),
+    "name": ("name", _text),
+    "address": ("address", _text),
+    "apartment": ("apartment", _text),
+    "meter_serial": ("meter_serial", _text),
+}
+_FORMULA_REASON = "formula without a calculated value; open and save the file in Excel"
+_PLAIN = (str, int, float)
+
+
 def read_row(
     cells: Sequence[object], header: HeaderMatch, ctx: RowContext
 ) -> MasterRecord | list[RowProblem]:
@@ -104,57 +154,35 @@ def read_row(
     problems: list[RowProblem] = []
     values: dict[str, Any] = {}
     area_parts: dict[str, str] = {}
-
-    def cell(col: int) -> object:
-        return cells[col] if col < len(cells) else None
-
+    n = len(cells)
     for col, fname in header.columns.items():
-        raw = cell(col)
-        title = header.titles.get(col, fname)
-        if raw is not None and type(raw).__name__ == "FormulaWithoutValue":
+        raw = cells[col] if col < n else None
+        if (
+            raw is not None
+            and not isinstance(raw, _PLAIN)
+            and type(raw).__name__ == "FormulaWithoutValue"
+        ):
+            title = header.titles.get(col, fname)
             problems.append(
-                RowProblem(title, _display(getattr(raw, "formula", raw)),
-                           "formula without a calculated value; open and save the file in Excel")
-            )  # fmt: skip
+                RowProblem(title, _display(getattr(raw, "formula", raw)), _FORMULA_REASON)
+            )
             continue
         try:
-            if fname == "account":
-                text = C.parse_text(raw)
-                if not text:
-                    raise C.CellError("account number is missing")
-                values["account"] = text
-            elif fname == "mobile":
-                values["phones"] = C.parse_phones(raw, ctx.phone_region)
-            elif fname in ("dues", "balance"):
-                amount = C.parse_amount(raw, ctx.currency_exponent)
-                values[f"{fname}_minor"] = amount
-            elif fname == "due_date":
-                values["due_date"] = C.parse_date(raw, date1904=ctx.date1904)
-            elif fname == "sanctioned_load":
-                load = C.parse_decimal(raw)
-                if load is not None and load < 0:
-                    raise C.CellError("sanctioned load cannot be negative")
-                values["sanctioned_load_kw"] = load
-            elif fname == "service":
-                values["service"] = _vocabulary(raw, SERVICE_WORDS, "service", ctx.default_service)
-            elif fname == "billing":
-                values["billing"] = _vocabulary(raw, BILLING_WORDS, "type", ctx.default_billing)
-            elif fname == "language":
-                values["language"] = _language(raw, ctx.default_language)
-            elif fname in AREA_LEVEL_FIELDS:
+            reader = READERS.get(fname)
+            if reader is not None:
+                values[reader[0]] = reader[1](raw, ctx)
+            else:  # one level of the area tree
                 text = C.parse_text(raw)
                 if text:
                     area_parts[fname] = text
-            else:  # name, address, apartment, meter_serial
-                values[fname] = C.parse_text(raw)
         except C.CellError as exc:
-            problems.append(RowProblem(title, _display(raw), exc.reason))
+            problems.append(RowProblem(header.titles.get(col, fname), _display(raw), exc.reason))
 
     if problems:
         return problems
     record = MasterRecord(account=values.pop("account"))
     record.given = values
-    if any(f in AREA_LEVEL_FIELDS for f in header.columns.values()):
+    if header.has_area:
         record.given["area_path"] = tuple(
             area_parts[f] for f in AREA_LEVEL_FIELDS if f in area_parts
         )

@@ -90,7 +90,8 @@ class MasterRecord:
         return self._digest
 
 
-def _display(v: object) -> str | None:
+def cell_text(v: object) -> str | None:
+    """A raw cell as a person reads it in a report: 9876543210.0 -> "9876543210"."""
     if v is None:
         return None
     if isinstance(v, float) and v.is_integer():
@@ -164,7 +165,7 @@ def read_row(
         ):
             title = header.titles.get(col, fname)
             problems.append(
-                RowProblem(title, _display(getattr(raw, "formula", raw)), _FORMULA_REASON)
+                RowProblem(title, cell_text(getattr(raw, "formula", raw)), _FORMULA_REASON)
             )
             continue
         try:
@@ -176,7 +177,7 @@ def read_row(
                 if text:
                     area_parts[fname] = text
         except C.CellError as exc:
-            problems.append(RowProblem(header.titles.get(col, fname), _display(raw), exc.reason))
+            problems.append(RowProblem(header.titles.get(col, fname), cell_text(raw), exc.reason))
 
     if problems:
         return problems

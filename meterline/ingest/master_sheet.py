@@ -22,7 +22,7 @@ from meterline.domain.headers import (
     is_totals_row,
     match_row,
 )
-from meterline.domain.master_row import MasterRecord, RowContext, read_row
+from meterline.domain.master_row import MasterRecord, RowContext, cell_text, read_row
 from meterline.ingest.readers import BadFile, SheetRow, Table, open_table
 
 HEADER_SCAN_ROWS = 30
@@ -76,14 +76,6 @@ class SheetRequest:
     sheet: str | None
     mapping: Mapping[str, str] | None
     ctx: RowContext
-
-
-def cell_text(v: object) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
 
 
 def _raw(row: SheetRow) -> list[str | None]:

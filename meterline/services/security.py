@@ -63,6 +63,16 @@ def authenticate(session: Session, username: str, password: str) -> Operator | N
     return op if verify_password(op.password_hash, password) else None
 
 
+def operator_with_tenant(session: Session, operator_id: int) -> tuple[Operator, Tenant] | None:
+    """A logged-in operator and their tenant; None when the operator no longer exists."""
+    row = session.execute(
+        select(Operator, Tenant)
+        .join(Tenant, Operator.tenant_id == Tenant.id)
+        .where(Operator.id == operator_id)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from meterline.domain.enums import Role
 from meterline.domain.headers import FIELDS
-from meterline.services.importer import ImportFailed, import_master, load_report, rejected_rows_csv
+from meterline.services.importer import ImportFailed, load_report, rejected_rows_csv
 from meterline.web.auth import Principal, require
-from meterline.web.uploads import save_upload
+from meterline.web.uploads import import_upload
 
 router = APIRouter(prefix="/api/v1")
 
@@ -58,18 +58,14 @@ def create_import(
         column_map = parse_mapping(mapping)
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    path = save_upload(file, runtime.settings.import_max_bytes)
     try:
-        report = import_master(
-            runtime.sessions,
+        report = import_upload(
+            runtime,
             principal.tenant_slug,
-            path,
-            original_name=file.filename,
+            file,
             dry_run=dry_run,
             mapping=column_map,
-            sheet=sheet or None,
-            batch_size=runtime.settings.import_batch_size,
-            max_bytes=runtime.settings.import_max_bytes,
+            sheet=sheet,
             started_by=principal.name,
         )
     except ImportFailed as exc:
@@ -77,8 +73,6 @@ def create_import(
         if exc.report is not None:
             body["report"] = exc.report.as_dict()
         return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
-    finally:
-        path.unlink(missing_ok=True)
     return JSONResponse(report.as_dict(), status_code=status.HTTP_201_CREATED)
 
 

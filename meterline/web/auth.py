@@ -10,11 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, status
-from sqlalchemy import select
 
 from meterline.domain.enums import Role
-from meterline.services.security import verify_api_key
-from meterline.store.models import Operator, Tenant
+from meterline.services.security import operator_with_tenant, verify_api_key
+from meterline.store.models import Tenant
 
 RANK = {Role.viewer: 0, Role.operator: 1, Role.admin: 2}
 
@@ -50,11 +49,7 @@ def operator_from_session(request: Request) -> Principal | None:
     if op_id is None:
         return None
     with request.app.state.runtime.sessions() as session:
-        row = session.execute(
-            select(Operator, Tenant)
-            .join(Tenant, Operator.tenant_id == Tenant.id)
-            .where(Operator.id == op_id)
-        ).first()
+        row = operator_with_tenant(session, op_id)
         if row is None:
             return None
         op, tenant = row

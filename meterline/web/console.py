@@ -25,14 +25,12 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
-from sqlalchemy import select
 
 from meterline.domain.enums import LANGUAGES, Billing, Role, Service
-from meterline.services.importer import ImportFailed, ImportReport, import_master, load_report
-from meterline.services.security import authenticate
+from meterline.services.importer import ImportFailed, ImportReport, load_report
+from meterline.services.security import authenticate, operator_with_tenant
 from meterline.services.tenants import currency_exponent
 from meterline.store import queries
-from meterline.store.models import Operator, Tenant
 from meterline.web import api
 from meterline.web.auth import RANK, Principal
 from meterline.web.i18n import (
@@ -43,7 +41,7 @@ from meterline.web.i18n import (
     pick_language,
     translations,
 )
-from meterline.web.uploads import save_upload
+from meterline.web.uploads import import_upload
 
 HERE = Path(__file__).parent
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -182,11 +180,7 @@ def current_user(request: Request) -> ConsoleUser:
     if op_id is None:
         raise LoginRequired
     with request.app.state.runtime.sessions() as session:
-        row = session.execute(
-            select(Operator, Tenant)
-            .join(Tenant, Operator.tenant_id == Tenant.id)
-            .where(Operator.id == op_id)
-        ).first()
+        row = operator_with_tenant(session, op_id)
     if row is None:  # operator deleted since login
         request.session.clear()
         raise LoginRequired
@@ -481,29 +475,21 @@ def upload(
         column_map = api.parse_mapping(mapping)
     except ValueError as exc:
         return _imports_page(request, user, 422, error=str(exc), form=form)
-    runtime = request.app.state.runtime
     try:
-        path = save_upload(file, runtime.settings.import_max_bytes)
-    except HTTPException as exc:
-        return _imports_page(request, user, exc.status_code, error=str(exc.detail), form=form)
-    try:
-        report = import_master(
-            runtime.sessions,
+        report = import_upload(
+            request.app.state.runtime,
             user.tenant_slug,
-            path,
-            original_name=file.filename,
+            file,
             dry_run=dry_run,
             mapping=column_map,
-            sheet=sheet.strip() or None,
-            batch_size=runtime.settings.import_batch_size,
-            max_bytes=runtime.settings.import_max_bytes,
+            sheet=sheet,
             started_by=user.username,
         )
+    except HTTPException as exc:
+        return _imports_page(request, user, exc.status_code, error=str(exc.detail), form=form)
     except ImportFailed as exc:
         failed_id = exc.report.import_id if exc.report else None
         return _imports_page(request, user, 422, error=exc.message, failed_id=failed_id, form=form)
-    finally:
-        path.unlink(missing_ok=True)
     if dry_run:
         # A dry run stores no rows: show its report now, there is nothing to reload later.
         return _report_page(request, user, report, live=True)

@@ -9,8 +9,10 @@ first one writes (`parallel=True`), which is how a big import uses both cores.
 from __future__ import annotations
 
 import pickle
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,6 +231,8 @@ def _no_header_message(table: Table, scanned: list[SheetRow], filename: str) -> 
 # process dies, the child's next write fails and it exits.
 
 _DONE = "done"
+_EOF = object()  # the pipe closed before "done": the child died
+PREFETCH_CHUNKS = 64
 _REFUSED = "refused"
 _CRASHED = "crashed"
 
@@ -261,16 +265,31 @@ def read_sheet_in_subprocess(req: SheetRequest) -> Iterator[SheetInfo | Verdicts
         stdout=subprocess.PIPE,
     )
     assert proc.stdin is not None and proc.stdout is not None
+    # A thread drains the pipe into a bounded queue, so the child keeps reading while this
+    # process writes a batch (a bare 64 KB pipe made each wait for the other).
+    ahead: queue.Queue[object] = queue.Queue(maxsize=PREFETCH_CHUNKS)
+    stream = proc.stdout
+
+    def drain() -> None:
+        try:
+            while True:
+                item = pickle.load(stream)
+                ahead.put(item)
+                if item == _DONE or isinstance(item, tuple):
+                    return
+        except (EOFError, OSError, pickle.UnpicklingError):
+            ahead.put(_EOF)
+
     try:
         pickle.dump(req, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         proc.stdin.close()
+        threading.Thread(target=drain, name="sheet-prefetch", daemon=True).start()
         while True:
-            try:
-                item = pickle.load(proc.stdout)
-            except EOFError:
+            item = ahead.get()
+            if item is _EOF:
                 raise RuntimeError(
                     f"the sheet-reading process ended early (exit code {proc.wait()})"
-                ) from None
+                )
             if item == _DONE:
                 return
             if isinstance(item, tuple):
@@ -278,12 +297,13 @@ def read_sheet_in_subprocess(req: SheetRequest) -> Iterator[SheetInfo | Verdicts
                 if kind == _REFUSED:
                     raise SheetRefused(message)
                 raise RuntimeError(f"reading the sheet failed: {message}")
+            assert isinstance(item, SheetInfo | Verdicts)
             yield item
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        proc.stdout.close()
+        stream.close()
 
 
 if __name__ == "__main__":

@@ -560,3 +560,55 @@ def test_excel_serial_round_trips(day: datetime.date, date1904: bool) -> None:
     serial = (day - epoch).days
     assert parse_date(serial, date1904=date1904) == day
     assert parse_date(serial + 0.999, date1904=date1904) == day
+
+
+# --- the fast path for plain numbers agrees with phonenumbers ---------------------------
+
+_FAST_REGIONS = ("IN", "BD", "RU", "GB", "US", "KZ")
+
+
+@given(
+    region=st.sampled_from(_FAST_REGIONS),
+    digits=st.text(alphabet="0123456789", min_size=6, max_size=14),
+    style=st.sampled_from(["bare", "plus-cc", "prefix", "spaced", "dashed", "bracketed"]),
+)
+def test_plain_number_fast_path_agrees_with_the_full_parse(
+    region: str, digits: str, style: str
+) -> None:
+    from phonenumbers import country_code_for_region
+
+    from meterline.domain.cells import _parse_with_library, _plain_mobile
+
+    cc = country_code_for_region(region)
+    text = {
+        "bare": digits,
+        "plus-cc": f"+{cc}{digits}",
+        "prefix": f"0{digits}" if region != "RU" else f"8{digits}",
+        "spaced": f"{digits[:5]} {digits[5:]}",
+        "dashed": f"{digits[:3]}-{digits[3:]}",
+        "bracketed": f"({digits[:3]}) {digits[3:]}",
+    }[style]
+    fast = _plain_mobile(text, region)
+    if fast is None:
+        return  # the full parse decides, as before
+    assert fast == _parse_with_library(text, region)
+
+
+@pytest.mark.parametrize(
+    ("text", "region"),
+    [("9876543210", "IN"), ("+91 98765 43210", "IN"), ("098765-43210", "IN"),
+     ("01712345678", "BD"), ("+880 1712-345678", "BD"), ("8 (916) 123-45-67", "RU"),
+     ("+7 916 123 45 67", "RU"), ("07400 123456", "GB")],
+)  # fmt: skip
+def test_common_numbers_take_the_fast_path(text: str, region: str) -> None:
+    from meterline.domain.cells import _parse_with_library, _plain_mobile
+
+    fast = _plain_mobile(text, region)
+    assert fast is not None and fast == _parse_with_library(text, region)
+
+
+def test_kazakh_number_is_not_taken_for_russian() -> None:
+    from meterline.domain.cells import _plain_mobile
+
+    # +7 7xx is Kazakhstan: the fast path must not claim it for a Russian tenant.
+    assert _plain_mobile("+7 701 123 4567", "RU") is None

@@ -166,8 +166,8 @@ def import_cmd(
     sheet: Annotated[str | None, typer.Option(help="Sheet name (default: first visible)")] = None,
 ) -> None:
     """Import consumers and accounts from a master sheet."""
+    from meterline.domain.headers import parse_mapping
     from meterline.services.importer import ImportFailed, import_master
-    from meterline.web.api import parse_mapping
 
     if not file.exists():
         _fail(f"{file}: no such file")

@@ -6,10 +6,12 @@ Real sheets put title rows above the header, abbreviate ("A/C No."), add units
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 # Field name -> header spellings (already in normalised form after `normalise_header`).
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -302,9 +304,20 @@ class HeaderMatch:
     columns: dict[int, str]  # column index -> field
     titles: dict[int, str]  # column index -> header text as written
 
-    @property
+    @cached_property
+    def account_column(self) -> int:
+        col = self.column_of("account")
+        assert col is not None, "a header match always has the account column"
+        return col
+
+    @cached_property
     def has_area(self) -> bool:
         return any(f in AREA_LEVEL_FIELDS for f in self.columns.values())
+
+    @cached_property
+    def normalised_titles(self) -> dict[int, str]:
+        # Asked for every data row (repeated-header check): normalise the header once.
+        return {i: normalise_header(t) for i, t in self.titles.items()}
 
     def column_of(self, field: str) -> int | None:
         for col, f in self.columns.items():
@@ -356,17 +369,17 @@ def match_row(
 
 def is_repeated_header(cells: Sequence[object], header: HeaderMatch) -> bool:
     """A header row copied again further down (sheets glued together)."""
+    titles = header.normalised_titles
     # Cheap test first: a repeated header repeats the account column's title as text.
-    acc = header.column_of("account")
-    if acc is None or acc >= len(cells) or not isinstance(cells[acc], str):
+    acc = header.account_column
+    if acc >= len(cells) or not isinstance(cells[acc], str):
         return False
-    if normalise_header(cells[acc]) != normalise_header(header.titles.get(acc)):
+    if normalise_header(cells[acc]) != titles.get(acc):
         return False
-    same = 0
-    for i, title in header.titles.items():
-        if i < len(cells) and normalise_header(cells[i]) == normalise_header(title):
-            same += 1
-    return same >= max(2, len(header.titles) // 2)
+    same = sum(
+        1 for i, norm in titles.items() if i < len(cells) and normalise_header(cells[i]) == norm
+    )
+    return same >= max(2, len(titles) // 2)
 
 
 def is_totals_row(cells: Sequence[object]) -> bool:
@@ -377,3 +390,30 @@ def is_totals_row(cells: Sequence[object]) -> bool:
             return normalise_header(c) in TOTAL_WORDS
         return False
     return False
+
+
+def parse_mapping(raw: str | None) -> dict[str, str]:
+    """`{"account": "Cons. ID"}` or `account=Cons. ID; mobile=Cell` -> field -> column."""
+    if not raw or not raw.strip():
+        return {}
+    pairs: list[tuple[object, object]] = []
+    try:
+        loaded = json.loads(raw)
+    except json.JSONDecodeError:
+        loaded = None
+    if isinstance(loaded, dict):
+        pairs = list(loaded.items())
+    else:
+        for part in raw.replace("\n", ";").split(";"):
+            if part.strip():
+                if "=" not in part:
+                    raise ValueError(f"mapping {part.strip()!r}: write FIELD=COLUMN")
+                k, v = part.split("=", 1)
+                pairs.append((k, v))
+    mapping = {str(k).strip(): str(v).strip() for k, v in pairs}
+    unknown = [k for k in mapping if k not in FIELDS]
+    if unknown:
+        raise ValueError(
+            f"unknown field(s) in mapping: {', '.join(unknown)}; known: {', '.join(FIELDS)}"
+        )
+    return mapping

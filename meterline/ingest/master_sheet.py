@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from meterline.domain.headers import (
@@ -101,7 +101,7 @@ def read_sheet(req: SheetRequest) -> Iterator[SheetInfo | Verdicts]:
 
 
 def _read_table(table: Table, req: SheetRequest) -> Iterator[SheetInfo | Verdicts]:
-    ctx = RowContext(**{**req.ctx.__dict__, "date1904": table.date1904})
+    ctx = replace(req.ctx, date1904=table.date1904)
     rows = table.rows()
     header, last, scanned = None, 0, []
     for row in rows:

@@ -8,7 +8,9 @@ every write is an upsert keyed by (tenant, account number).
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -202,7 +204,8 @@ class _Writer:
         session.execute(insert(ImportRowError), rows)
 
 
-def _public(i: Issue) -> dict[str, Any]:
+def _public(i: Issue | ImportRowError) -> dict[str, Any]:
+    """An issue as the report shows it, whether just found or loaded from the database."""
     return {"row": i.row, "column": i.column, "value": i.value, "reason": i.reason}
 
 
@@ -307,11 +310,15 @@ def _finish(
         }
 
 
-def load_report(session: Session, tenant_id: int, import_id: int) -> ImportReport | None:
-    """A stored run's report, scoped to its tenant."""
-    run = session.scalar(
+def _run_of(session: Session, tenant_id: int, import_id: int) -> ImportRun | None:
+    return session.scalar(
         select(ImportRun).where(ImportRun.id == import_id, ImportRun.tenant_id == tenant_id)
     )
+
+
+def load_report(session: Session, tenant_id: int, import_id: int) -> ImportReport | None:
+    """A stored run's report, scoped to its tenant."""
+    run = _run_of(session, tenant_id, import_id)
     if run is None:
         return None
     details = run.details or {}
@@ -335,25 +342,16 @@ def load_report(session: Session, tenant_id: int, import_id: int) -> ImportRepor
         rejected=run.rejected,
         skipped=run.skipped,
         blank_rows=details.get("blank_rows") or 0,
-        errors=[_issue_dict(i) for i in issues if not i.skipped],
-        skipped_rows=[_issue_dict(i) for i in issues if i.skipped],
+        errors=[_public(i) for i in issues if not i.skipped],
+        skipped_rows=[_public(i) for i in issues if i.skipped],
         warnings=details.get("warnings") or [],
         message=run.message,
     )
 
 
-def _issue_dict(i: ImportRowError) -> dict[str, Any]:
-    return {"row": i.row, "column": i.column, "value": i.value, "reason": i.reason}
-
-
 def rejected_rows_csv(session: Session, tenant_id: int, import_id: int) -> str | None:
     """The rejected rows as they were, plus the reason, ready to fix and upload again."""
-    import csv
-    import io
-
-    run = session.scalar(
-        select(ImportRun).where(ImportRun.id == import_id, ImportRun.tenant_id == tenant_id)
-    )
+    run = _run_of(session, tenant_id, import_id)
     if run is None:
         return None
     issues = session.scalars(

@@ -2,46 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from meterline.domain.enums import Role
-from meterline.domain.headers import FIELDS
+from meterline.domain.headers import parse_mapping
 from meterline.services.importer import ImportFailed, load_report, rejected_rows_csv
 from meterline.web.auth import Principal, require
 from meterline.web.uploads import import_upload
 
 router = APIRouter(prefix="/api/v1")
-
-
-def parse_mapping(raw: str | None) -> dict[str, str]:
-    """`{"account": "Cons. ID"}` or `account=Cons. ID; mobile=Cell` -> field -> column."""
-    if not raw or not raw.strip():
-        return {}
-    pairs: list[tuple[object, object]] = []
-    try:
-        loaded = json.loads(raw)
-    except json.JSONDecodeError:
-        loaded = None
-    if isinstance(loaded, dict):
-        pairs = list(loaded.items())
-    else:
-        for part in raw.replace("\n", ";").split(";"):
-            if part.strip():
-                if "=" not in part:
-                    raise ValueError(f"mapping {part.strip()!r}: write FIELD=COLUMN")
-                k, v = part.split("=", 1)
-                pairs.append((k, v))
-    mapping = {str(k).strip(): str(v).strip() for k, v in pairs}
-    unknown = [k for k in mapping if k not in FIELDS]
-    if unknown:
-        raise ValueError(
-            f"unknown field(s) in mapping: {', '.join(unknown)}; known: {', '.join(FIELDS)}"
-        )
-    return mapping
 
 
 @router.post("/imports")

@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescap
 from jinja2.runtime import Context
 
 from meterline.domain.enums import LANGUAGES, Billing, Role, Service
+from meterline.domain.headers import parse_mapping
 from meterline.services.importer import ImportFailed, ImportReport, load_report
 from meterline.services.security import authenticate, operator_with_tenant
 from meterline.services.tenants import currency_exponent
@@ -472,7 +473,7 @@ def upload(
             request, user, 422, error=tr.gettext("Choose a file to upload."), form=form
         )
     try:
-        column_map = api.parse_mapping(mapping)
+        column_map = parse_mapping(mapping)
     except ValueError as exc:
         return _imports_page(request, user, 422, error=str(exc), form=form)
     try:

@@ -75,3 +75,41 @@ class ImportStatus(StrEnum):
 
 
 LANGUAGES = ("en", "hi", "bn", "ru")
+
+
+class MessageStatus(StrEnum):
+    """A message's life; it only ever moves forward (see domain.message_status)."""
+
+    queued = "queued"  # waiting for its time (quiet hours, backoff) or a worker
+    sending = "sending"  # claimed by a worker; the claim expires if the worker dies
+    sent = "sent"  # the provider accepted it
+    delivered = "delivered"
+    read = "read"
+    failed = "failed"
+
+
+class CreditState(StrEnum):
+    """What a message has done to the tenant's SMS credit."""
+
+    free = "free"  # costs nothing (in-app, sandbox of a free medium)
+    held = "held"  # reserved when queued
+    debited = "debited"  # the provider accepted it
+    refunded = "refunded"  # rejected before sending: the hold is released
+
+
+class CreditEntryKind(StrEnum):
+    topup = "topup"
+    hold = "hold"
+    debit = "debit"
+    release = "release"
+    adjustment = "adjustment"
+
+
+class Medium(StrEnum):
+    """What kind of channel a message travels on; templates and prices are per medium."""
+
+    sms = "sms"
+    whatsapp = "whatsapp"
+    telegram = "telegram"
+    webpush = "webpush"
+    inapp = "inapp"

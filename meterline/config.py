@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     import_batch_size: int = 2000
     log_json: bool = False
     log_level: str = "INFO"
+    # Where providers reach us: status callbacks go to {public_url}/api/v1/callbacks/{id}.
+    public_url: str = "http://127.0.0.1:8000"
+    # Dispatch: messages claimed per round, sends in flight, how long a claim lasts
+    # before another worker may take the message over (a killed worker's messages).
+    dispatch_batch: int = 500
+    dispatch_concurrency: int = 256
+    dispatch_claim_seconds: float = 60.0
+    dispatch_max_attempts: int = 6
 
     def resolved_database_url(self) -> str:
         return self.database_url or default_database_url()

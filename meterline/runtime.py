@@ -16,6 +16,16 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    # For reads alone (authentication, listings): on SQLite they skip the write queue.
+    read_sessions: sessionmaker[Session] | None = None
+
+    def __post_init__(self) -> None:
+        if self.read_sessions is None:
+            self.read_sessions = make_session_factory(self.engine, read_only=True)
+
+    def reader(self) -> Session:
+        assert self.read_sessions is not None
+        return self.read_sessions()
 
     def close(self) -> None:
         self.engine.dispose()

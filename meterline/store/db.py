@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +25,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        _serialise_sqlite_writers(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
@@ -36,10 +38,60 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+    # SQLAlchemy, not the driver, starts transactions (see _sqlite_begin_immediate).
+    dbapi_conn.isolation_level = None
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def _serialise_sqlite_writers(engine: Engine) -> None:
+    """Every transaction takes SQLite's write lock up front, queued on a process lock.
+
+    A deferred transaction that reads and then writes fails at once ("database is
+    locked") when another connection wrote in between; the dispatcher and the web
+    requests write concurrently, so each transaction begins IMMEDIATE. Threads of one
+    process queue on a Python lock first: SQLite's own busy handler would make them
+    poll with sleeps of up to 100 ms, which is what latency is made of. Other processes
+    still wait on busy_timeout. Readers outside transactions are unaffected (WAL).
+    """
+    lock = threading.Lock()
+    key = "meterline_write_lock"
+
+    def begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")  # reads only: no write lock, no queue
+            return
+        lock.acquire()
+        conn.info[key] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            release(conn)
+            raise
+
+    def release(conn: Any) -> None:
+        if conn.info.pop(key, False):
+            lock.release()
+
+    def release_record(_dbapi_conn: Any, record: Any, *_: Any) -> None:
+        # A connection returned to the pool mid-transaction is rolled back by the pool,
+        # without the rollback event: release here too.
+        if record.info.pop(key, False):
+            lock.release()
+
+    event.listen(engine, "begin", begin)
+    event.listen(engine, "commit", release)
+    event.listen(engine, "rollback", release)
+    event.listen(engine.pool, "checkin", release_record)
+
+
+READ_ONLY = "meterline_read_only"
+
+
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions for use cases; `read_only` ones (authentication, pages that only show)
+    skip SQLite's write queue. A read-only session that writes fails on SQLite when
+    another connection wrote first, so use them for reads alone."""
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return sessionmaker(bind, expire_on_commit=False)
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -32,8 +34,12 @@ from meterline.domain.enums import (
     Billing,
     BillStatus,
     ContactKind,
+    CreditEntryKind,
+    CreditState,
     ImportStatus,
     LedgerKind,
+    Medium,
+    MessageStatus,
     Reachability,
     Role,
     Service,
@@ -85,6 +91,14 @@ class Tenant(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     # Comma-separated language codes; the first is the default for new consumers.
     languages: Mapped[str] = mapped_column(String(64), default="en")
+    # Quiet hours in the tenant's time zone ("HH:MM"): non-urgent messages wait them out;
+    # promotional SMS additionally never go out in the promotional window.
+    quiet_start: Mapped[str] = mapped_column(String(5), default="21:00", server_default="21:00")
+    quiet_end: Mapped[str] = mapped_column(String(5), default="08:00", server_default="08:00")
+    promo_quiet_start: Mapped[str] = mapped_column(
+        String(5), default="00:00", server_default="00:00"
+    )
+    promo_quiet_end: Mapped[str] = mapped_column(String(5), default="06:00", server_default="06:00")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
@@ -310,3 +324,168 @@ class ImportRowError(Base):
     skipped: Mapped[bool] = mapped_column(Boolean, default=False)
     # The raw cells, so the operator can download the rejected rows, fix and re-upload them.
     raw: Mapped[list[Any] | None] = mapped_column(JSON)
+
+
+class ChannelAccount(Base):
+    """A tenant's account at one provider: which adapter, its settings, its rate limit.
+
+    ``config`` may hold secrets written as ``env:NAME`` (resolved from the environment when
+    the adapter is built); the API and the console never show config values back.
+    """
+
+    __tablename__ = "channel_accounts"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_channel_accounts_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    type_name: Mapped[str] = mapped_column(String(40))
+    medium: Mapped[Medium] = mapped_column(_enum(Medium, "medium"))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The default account of its medium for the tenant: where notify() routes messages.
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    rate_per_second: Mapped[float] = mapped_column(Float, default=50.0)
+    # Token bucket shared by every worker process (the row is locked while it is read).
+    tokens: Mapped[float] = mapped_column(Float, default=0.0)
+    tokens_at: Mapped[datetime | None] = mapped_column()
+    # Set when the provider refused our credentials: messages wait until an operator fixes it.
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MessageTemplate(Base):
+    """A tenant's own text for a kind, medium and language (defaults ship in the domain)."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "kind", "medium", "language", name="uq_message_templates_key"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    medium: Mapped[Medium] = mapped_column(_enum(Medium, "template_medium"))
+    language: Mapped[str] = mapped_column(String(8))
+    body: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Message(Base):
+    """One notification to one recipient: the outbox row, the delivery report and, for a
+    consumer, their in-app inbox entry. ``(tenant_id, idempotency_key)`` is unique, so the
+    same key twice is one message, forever."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_messages_tenant_key"),
+        # What workers claim: per channel account, rows with a due time, most urgent first.
+        Index(
+            "ix_messages_due",
+            "channel_account_id",
+            "priority",
+            "due_at",
+            sqlite_where=text("due_at IS NOT NULL"),
+            postgresql_where=text("due_at IS NOT NULL"),
+        ),
+        Index("ix_messages_tenant_created", "tenant_id", "created_at"),
+        Index("ix_messages_provider_id", "channel_account_id", "provider_message_id"),
+        Index("ix_messages_consumer", "consumer_id", "created_at"),
+        Index("ix_messages_batch", "batch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    batch_id: Mapped[str | None] = mapped_column(String(40))  # one bulk notify call
+    kind: Mapped[str] = mapped_column(String(40))
+    priority: Mapped[int] = mapped_column(Integer)
+    promotional: Mapped[bool] = mapped_column(Boolean, default=False)
+    consumer_id: Mapped[int | None] = mapped_column(ForeignKey("consumers.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    medium: Mapped[Medium] = mapped_column(_enum(Medium, "message_medium"))
+    channel_account_id: Mapped[int | None] = mapped_column(ForeignKey("channel_accounts.id"))
+    to_address: Mapped[str | None] = mapped_column(String(500))
+    language: Mapped[str] = mapped_column(String(8))
+    body: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    encoding: Mapped[str | None] = mapped_column(String(8))
+    segments: Mapped[int] = mapped_column(Integer, default=1)
+    cost_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    credit_state: Mapped[CreditState] = mapped_column(_enum(CreditState, "credit_state"))
+    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus, "message_status"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set while the message waits for a worker (queued) or a worker holds it (sending: the
+    # claim's expiry, after which another worker takes it); NULL once it is out of our hands.
+    due_at: Mapped[datetime | None] = mapped_column()
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    error_code: Mapped[str | None] = mapped_column(String(80))
+    error_text: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)  # = queued
+    sending_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    read_at: Mapped[datetime | None] = mapped_column()
+    failed_at: Mapped[datetime | None] = mapped_column()
+    inbox_read_at: Mapped[datetime | None] = mapped_column()  # the consumer opened it in-app
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MessageEvent(Base):
+    """Every attempt and every status change of a message, with its time (append-only)."""
+
+    __tablename__ = "message_events"
+    __table_args__ = (Index("ix_message_events_message", "message_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # "attempt" rows carry the outcome of one send; status rows the provider's reports.
+    event: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str | None] = mapped_column(String(20))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    channel_account_id: Mapped[int | None] = mapped_column(ForeignKey("channel_accounts.id"))
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    error_code: Mapped[str | None] = mapped_column(String(80))
+    error_text: Mapped[str | None] = mapped_column(String(1000))
+    worker: Mapped[str | None] = mapped_column(String(80))
+
+
+class CreditAccount(Base):
+    """A tenant's prepaid messaging credit. ``balance - held`` is what can still be spent."""
+
+    __tablename__ = "credit_accounts"
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    balance_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    held_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    overdraft_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    sms_price_minor: Mapped[int] = mapped_column(BigInteger, default=0)  # per segment
+    max_sms_parts: Mapped[int] = mapped_column(Integer, default=10)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CreditEntry(Base):
+    """The credit ledger: top-ups, holds, debits and releases, each with the totals after."""
+
+    __tablename__ = "credit_entries"
+    __table_args__ = (Index("ix_credit_entries_tenant_id", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[CreditEntryKind] = mapped_column(_enum(CreditEntryKind, "credit_entry_kind"))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    messages: Mapped[int] = mapped_column(Integer, default=0)  # how many messages it covers
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    balance_after_minor: Mapped[int] = mapped_column(BigInteger)
+    held_after_minor: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,254 @@
+"""The outbox's database side: claiming due messages and recording what became of them.
+
+A claim sets ``status = sending``, names the worker and moves ``due_at`` to the claim's
+expiry. A worker that dies holding a claim simply stops; when ``due_at`` passes, any
+worker claims the message again (same row, same reference, so a provider that dedupes
+on the reference still sends it once). On PostgreSQL the candidate rows are locked with
+``FOR UPDATE SKIP LOCKED``, so any number of workers claim disjoint sets without waiting
+on each other; SQLite has one writer at a time, which gives the same guarantee.
+
+Every result is written only if the worker still holds the claim (``claimed_by`` and
+``status = sending``), so a worker whose claim expired cannot overwrite the work of the
+worker that took over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from meterline.domain.enums import MessageStatus
+from meterline.store.models import ChannelAccount, Message, MessageEvent
+
+MESSAGES = cast(Table, Message.__table__)
+EVENTS = cast(Table, MessageEvent.__table__)
+m = MESSAGES.c
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    tenant_id: int
+    idempotency_key: str
+    kind: str
+    priority: int
+    promotional: bool
+    channel_account_id: int
+    to_address: str
+    language: str
+    body: str
+    encoding: str | None
+    segments: int
+    cost_minor: int
+    credit_state: str
+    attempts: int  # including this one
+
+
+CLAIM_COLUMNS = (
+    m.id,
+    m.tenant_id,
+    m.idempotency_key,
+    m.kind,
+    m.priority,
+    m.promotional,
+    m.channel_account_id,
+    m.to_address,
+    m.language,
+    m.body,
+    m.encoding,
+    m.segments,
+    m.cost_minor,
+    m.credit_state,
+    m.attempts,
+)
+
+
+def take_tokens(session: Session, account: ChannelAccount, now: datetime, wanted: int) -> int:
+    """Take up to `wanted` sends from the account's token bucket (shared by all workers).
+
+    The bucket refills at ``rate_per_second`` and holds at most one second's worth, so
+    a burst never exceeds the provider's rate.
+    """
+    rate = account.rate_per_second
+    capacity = max(1.0, rate)
+    elapsed = (now - account.tokens_at).total_seconds() if account.tokens_at else capacity
+    tokens = min(capacity, account.tokens + max(0.0, elapsed) * rate)
+    taken = min(wanted, int(tokens))
+    account.tokens = tokens - taken
+    account.tokens_at = now
+    return taken
+
+
+def give_back_tokens(account: ChannelAccount, unused: int) -> None:
+    if unused > 0:
+        account.tokens = account.tokens + unused
+
+
+def lock_account(session: Session, account_id: int) -> ChannelAccount | None:
+    stmt = select(ChannelAccount).where(ChannelAccount.id == account_id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
+
+
+def claim(
+    session: Session,
+    *,
+    channel_account_id: int,
+    worker: str,
+    now: datetime,
+    limit: int,
+    claim_seconds: float,
+) -> list[Claimed]:
+    """Claim up to `limit` due messages of one channel account, most urgent first."""
+    if limit <= 0:
+        return []
+    candidates = (
+        select(m.id)
+        .where(
+            m.channel_account_id == channel_account_id,
+            m.due_at.is_not(None),
+            m.due_at <= now,
+        )
+        .order_by(m.priority.desc(), m.due_at)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    stmt = (
+        update(MESSAGES)
+        .where(m.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=MessageStatus.sending,
+            claimed_by=worker,
+            due_at=now + timedelta(seconds=claim_seconds),
+            attempts=m.attempts + 1,
+            sending_at=now,
+            updated_at=now,
+        )
+        .returning(*CLAIM_COLUMNS)
+    )
+    rows = session.execute(stmt).all()
+    return [Claimed(*row) for row in rows]
+
+
+@dataclass
+class Outcome:
+    """What to write for one claimed message after its attempt."""
+
+    message: Claimed
+    status: MessageStatus  # queued (retry later), sent, delivered, failed
+    due_at: datetime | None = None
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+    credit_state: str | None = None  # new credit state, if it changes
+    event: str = "attempt"
+    attempts_delta: int = 0  # -1 when the attempt never reached the provider (paused)
+
+
+_RECORD = (
+    update(MESSAGES)
+    .where(
+        and_(
+            m.id == bindparam("_id"),
+            m.claimed_by == bindparam("_worker"),
+            m.status == MessageStatus.sending,
+        )
+    )
+    .values(
+        status=bindparam("_status"),
+        due_at=bindparam("_due_at"),
+        provider_message_id=bindparam("_pid"),
+        error_code=bindparam("_code"),
+        error_text=bindparam("_text"),
+        credit_state=bindparam("_credit"),
+        attempts=m.attempts + bindparam("_attempts_delta"),
+        sent_at=bindparam("_sent_at"),
+        delivered_at=bindparam("_delivered_at"),
+        failed_at=bindparam("_failed_at"),
+        updated_at=bindparam("_now"),
+    )
+)
+
+
+def record(
+    session: Session, *, worker: str, now: datetime, outcomes: Sequence[Outcome]
+) -> set[int]:
+    """Write the outcomes still covered by this worker's claim; returns their ids."""
+    if not outcomes:
+        return set()
+    params: list[dict[str, Any]] = []
+    for o in outcomes:
+        s = o.status
+        params.append(
+            {
+                "_id": o.message.id,
+                "_worker": worker,
+                "_status": s,
+                "_due_at": o.due_at,
+                "_pid": o.provider_message_id,
+                "_code": o.error_code,
+                "_text": o.error_text[:1000] if o.error_text else None,
+                "_credit": o.credit_state or o.message.credit_state,
+                "_attempts_delta": o.attempts_delta,
+                "_sent_at": now if s in (MessageStatus.sent, MessageStatus.delivered) else None,
+                "_delivered_at": now if s is MessageStatus.delivered else None,
+                "_failed_at": now if s is MessageStatus.failed else None,
+                "_now": now,
+            }
+        )
+    session.execute(_RECORD, params)
+    # Which rows this worker really wrote: the status it wrote and still its name on it.
+    ids = [o.message.id for o in outcomes]
+    mine = set(
+        session.scalars(
+            select(m.id).where(
+                m.id.in_(ids), m.claimed_by == worker, m.status != MessageStatus.sending
+            )
+        )
+    )
+    events = [
+        {
+            "tenant_id": o.message.tenant_id,
+            "message_id": o.message.id,
+            "at": now,
+            "event": o.event,
+            "status": str(o.status),
+            "attempt": o.message.attempts,
+            "channel_account_id": o.message.channel_account_id,
+            "provider_message_id": o.provider_message_id,
+            "error_code": o.error_code,
+            "error_text": o.error_text[:1000] if o.error_text else None,
+            "worker": worker,
+        }
+        for o in outcomes
+        if o.message.id in mine
+    ]
+    if events:
+        session.execute(insert(EVENTS), events)
+    return mine
+
+
+def due_accounts(session: Session, now: datetime) -> list[int]:
+    """Channel accounts (not paused) that have at least one message due now."""
+    has_due = (
+        select(m.id)
+        .where(
+            m.channel_account_id == ChannelAccount.id,
+            m.due_at.is_not(None),
+            m.due_at <= now,
+        )
+        .limit(1)
+        .exists()
+    )
+    return list(
+        session.scalars(
+            select(ChannelAccount.id).where(ChannelAccount.disabled_reason.is_(None), has_due)
+        )
+    )

@@ -1,0 +1,509 @@
+"""The notify use case: a notification becomes a message row in the caller's transaction.
+
+This is the transactional outbox. The caller's business change (a deposit, an alert, a
+reminder run) and its messages commit together or not at all; dispatch workers pick the
+rows up afterwards. ``(tenant, idempotency_key)`` is unique in the database, so calling
+notify twice with one key (a retried API call, a re-run campaign) makes one message,
+forever, and holds its credit once.
+"""
+
+from __future__ import annotations
+
+import operator
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from meterline.domain import sms as sms_rules
+from meterline.domain.enums import ContactKind, CreditState, Medium, MessageStatus
+from meterline.domain.notification_kinds import KindSpec, UnknownKind, kind_spec
+from meterline.domain.quiet_hours import Window, earliest_send
+from meterline.domain.templates import LocaleContext, MissingData, Renderer, TemplateRefused
+from meterline.services import credit
+from meterline.services.channel_accounts import default_account
+from meterline.services.errors import NotFound, ServiceError
+from meterline.services.message_templates import TemplateBook
+from meterline.store.models import Account, Consumer, ContactPoint, Message, Tenant
+from meterline.store.upsert import insert_ignoring_conflicts
+
+BULK_CHUNK = 5000
+# Compiled templates are cached per source text; one renderer serves every call.
+SHARED_RENDERER = Renderer()
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What to say (kind + data), to whom (a consumer or a raw phone), and its key."""
+
+    kind: str
+    data: Mapping[str, Any]
+    idempotency_key: str
+    consumer_id: int | None = None
+    phone: str | None = None
+    account_id: int | None = None
+    priority: int | None = None  # default: the kind's
+    language: str | None = None  # default: the consumer's, else the tenant's
+    promotional: bool = False
+    medium: Medium = Medium.sms
+
+
+@dataclass(frozen=True)
+class Queued:
+    message_id: int
+    created: bool  # False: the key was seen before and this is that message
+    status: MessageStatus
+    medium: Medium
+    segments: int
+    encoding: str | None
+    cost_minor: int
+    due_at: datetime | None
+
+
+@dataclass
+class BulkResult:
+    batch_id: str
+    queued: int = 0
+    duplicates: int = 0
+    segments: int = 0
+    cost_minor: int = 0
+    refused: list[dict[str, Any]] = field(default_factory=list)
+
+
+class NotifyRefused(ServiceError):
+    """This notification cannot become a message (names the key and the reason)."""
+
+
+def locale_context(tenant: Tenant, language: str) -> LocaleContext:
+    return LocaleContext(
+        language=language,
+        country=tenant.country,
+        currency=tenant.currency,
+        timezone=tenant.timezone,
+    )
+
+
+def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The data as stored with the message (re-rendering on fallback needs it)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, datetime | date):
+            out[key] = value.isoformat()
+        elif isinstance(value, Decimal):
+            out[key] = str(value)
+        else:
+            out[key] = value
+    return out
+
+
+class Composer:
+    """Everything notify needs that is the same for many messages of one tenant: its
+    windows, templates, SMS pricing and default channel accounts, looked up once."""
+
+    def __init__(self, session: Session, tenant: Tenant, renderer: Renderer | None = None):
+        self.session = session
+        self.tenant = tenant
+        self.renderer = renderer or SHARED_RENDERER
+        self.templates = TemplateBook(session, tenant.id)
+        self.quiet = Window.parse(tenant.quiet_start, tenant.quiet_end)
+        self.promo_quiet = Window.parse(tenant.promo_quiet_start, tenant.promo_quiet_end)
+        account = credit.credit_account(session, tenant.id)
+        self.sms_price = account.sms_price_minor
+        self.max_parts = account.max_sms_parts
+        self._channel_ids: dict[Medium, int | None] = {}
+        self._contexts: dict[str, LocaleContext] = {}
+        self._specs: dict[str, KindSpec] = {}
+        self._send_times: dict[tuple[datetime, bool, bool], datetime] = {}
+        self._languages = frozenset(tenant.language_list)
+
+    def spec(self, kind: str) -> KindSpec:
+        found = self._specs.get(kind)
+        if found is None:
+            try:
+                found = self._specs[kind] = kind_spec(kind)
+            except UnknownKind as exc:
+                raise NotifyRefused(str(exc)) from None
+        return found
+
+    def send_time(self, now: datetime, urgent: bool, promotional: bool) -> datetime:
+        key = (now, urgent, promotional)
+        found = self._send_times.get(key)
+        if found is None:
+            found = earliest_send(
+                now,
+                self.tenant.timezone,
+                urgent=urgent,
+                promotional=promotional,
+                quiet=self.quiet,
+                promo_quiet=self.promo_quiet,
+            )
+            if len(self._send_times) > 64:
+                self._send_times.clear()
+            self._send_times[key] = found
+        return found
+
+    def channel_account_id(self, medium: Medium) -> int | None:
+        if medium not in self._channel_ids:
+            account = default_account(self.session, self.tenant.id, medium)
+            self._channel_ids[medium] = account.id if account else None
+        return self._channel_ids[medium]
+
+    def context(self, language: str) -> LocaleContext:
+        found = self._contexts.get(language)
+        if found is None:
+            found = self._contexts[language] = locale_context(self.tenant, language)
+        return found
+
+    def phone(self, raw: str, key: str) -> str:
+        try:
+            parsed = phonenumbers.parse(raw, self.tenant.phone_region)
+        except phonenumbers.NumberParseException:
+            parsed = None
+        if parsed is None or not phonenumbers.is_valid_number(parsed):
+            raise NotifyRefused(
+                f"{key}: phone number {raw!r} is not a valid number"
+                f" (read in region {self.tenant.phone_region})"
+            )
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+    def language(self, wanted: str | None) -> str:
+        if wanted and wanted in self._languages:
+            return wanted
+        return self.tenant.default_language
+
+    def row(
+        self,
+        n: Notification,
+        *,
+        now: datetime,
+        batch_id: str,
+        recipient: _Recipient,
+        exact_parts: bool,
+    ) -> dict[str, Any]:
+        """The message row for one notification (raises NotifyRefused with the reason)."""
+        spec = self.spec(n.kind)
+        language = self.language(n.language or recipient.language)
+        medium = n.medium
+        address = recipient.phone
+        if medium is not Medium.inapp and address is None:
+            if recipient.consumer_id is None:
+                raise NotifyRefused(f"{n.idempotency_key}: no phone number to send to")
+            medium = Medium.inapp  # no phone on file: the inbox is all we can reach
+        data = {"org_name": self.tenant.name, **n.data}
+        if recipient.name and "consumer_name" not in data:
+            data["consumer_name"] = recipient.name
+        source = self.templates.source(n.kind, medium, language)
+        try:
+            body = self.renderer.render(n.kind, source, data, self.context(language))
+        except (MissingData, TemplateRefused) as exc:
+            raise NotifyRefused(f"{n.idempotency_key}: {exc}") from None
+        encoding: str | None = None
+        segments = 1
+        cost = 0
+        channel_id: int | None = None
+        status = MessageStatus.queued
+        due_at: datetime | None = self.send_time(now, spec.urgent, n.promotional)
+        credit_state = CreditState.free
+        if medium is Medium.inapp:
+            # The row is the inbox entry: written is delivered.
+            status, due_at = MessageStatus.delivered, None
+        else:
+            channel_id = self.channel_account_id(medium)
+            if channel_id is None:
+                raise NotifyRefused(
+                    f"{n.idempotency_key}: no {medium} channel account is set up for this"
+                    " tenant (add one with `meterline channel add`)"
+                )
+            if medium is Medium.sms:
+                try:
+                    if exact_parts:
+                        estimate = sms_rules.estimate(body, self.max_parts)
+                        enc, segments = estimate.encoding, estimate.segments
+                    else:
+                        enc, segments = sms_rules.segment_count(body)
+                        if segments > self.max_parts:
+                            raise sms_rules.SmsTooLong(segments, self.max_parts)
+                except sms_rules.SmsTooLong as exc:
+                    raise NotifyRefused(f"{n.idempotency_key}: {exc}") from None
+                encoding = str(enc)
+                cost = segments * self.sms_price
+                if cost:
+                    credit_state = CreditState.held
+        return {
+            "tenant_id": self.tenant.id,
+            "idempotency_key": n.idempotency_key,
+            "batch_id": batch_id,
+            "kind": n.kind,
+            "priority": n.priority if n.priority is not None else spec.priority,
+            "promotional": n.promotional,
+            "consumer_id": recipient.consumer_id,
+            "account_id": n.account_id,
+            "medium": medium,
+            "channel_account_id": channel_id,
+            "to_address": address if medium is not Medium.inapp else None,
+            "language": language,
+            "body": body,
+            "data": _jsonable(n.data),
+            "encoding": encoding,
+            "segments": segments,
+            "cost_minor": cost,
+            "credit_state": credit_state,
+            "status": status,
+            "attempts": 0,
+            "due_at": due_at,
+            "created_at": now,
+            "updated_at": now,
+            "delivered_at": now if status is MessageStatus.delivered else None,
+        }
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    consumer_id: int | None
+    phone: str | None
+    language: str | None
+    name: str | None
+
+
+def _recipient(session: Session, composer: Composer, n: Notification) -> _Recipient:
+    if n.phone is not None:
+        return _Recipient(n.consumer_id, composer.phone(n.phone, n.idempotency_key), None, None)
+    if n.consumer_id is None:
+        raise NotifyRefused(f"{n.idempotency_key}: give a consumer or a phone number")
+    consumer = session.get(Consumer, n.consumer_id)
+    if consumer is None or consumer.tenant_id != composer.tenant.id:
+        raise NotFound(f"{n.idempotency_key}: no consumer {n.consumer_id}")
+    phone = session.scalar(
+        select(ContactPoint.value)
+        .where(ContactPoint.consumer_id == consumer.id, ContactPoint.kind == ContactKind.phone)
+        .order_by(ContactPoint.is_primary.desc(), ContactPoint.id)
+        .limit(1)
+    )
+    return _Recipient(consumer.id, phone, consumer.preferred_language, consumer.name)
+
+
+def notify(
+    session: Session,
+    tenant: Tenant,
+    notification: Notification,
+    *,
+    now: datetime,
+    composer: Composer | None = None,
+) -> Queued:
+    """Queue one message in the caller's transaction (which the caller commits).
+
+    Raises NotifyRefused (bad data, unknown kind, no channel, too long) or
+    credit.InsufficientCredit; either way nothing is written.
+    """
+    composer = composer or Composer(session, tenant)
+    if notification.account_id is not None:
+        _check_account(session, tenant, notification.account_id)
+    recipient = _recipient(session, composer, notification)
+    batch_id = uuid.uuid4().hex
+    row = composer.row(
+        notification, now=now, batch_id=batch_id, recipient=recipient, exact_parts=True
+    )
+    insert_ignoring_conflicts(session, Message, [row])
+    message = session.scalar(
+        select(Message).where(
+            Message.tenant_id == tenant.id,
+            Message.idempotency_key == notification.idempotency_key,
+        )
+    )
+    assert message is not None
+    created = message.batch_id == batch_id
+    if created and message.cost_minor:
+        credit.hold(
+            session,
+            tenant,
+            message.cost_minor,
+            messages=1,
+            message_id=message.id,
+            note=f"{message.kind} to {message.to_address}",
+        )
+    return Queued(
+        message_id=message.id,
+        created=created,
+        status=message.status,
+        medium=message.medium,
+        segments=message.segments,
+        encoding=message.encoding,
+        cost_minor=message.cost_minor,
+        due_at=message.due_at,
+    )
+
+
+def _check_account(session: Session, tenant: Tenant, account_id: int) -> None:
+    owner = session.scalar(select(Account.tenant_id).where(Account.id == account_id))
+    if owner != tenant.id:
+        raise NotFound(f"no account {account_id}")
+
+
+def notify_many(
+    session: Session,
+    tenant: Tenant,
+    notifications: Iterable[Notification],
+    *,
+    now: datetime,
+    note: str | None = None,
+) -> BulkResult:
+    """Queue many messages in the caller's transaction with one credit hold for them all.
+
+    A notification that cannot become a message (bad number, missing data) is listed in
+    ``refused`` with its reason and the rest go ahead; if the credit cannot cover all of
+    them, InsufficientCredit is raised and the caller's transaction must roll back, so a
+    run is never half-sent for lack of credit. Consumers are looked up per chunk.
+    """
+    composer = Composer(session, tenant)
+    result = BulkResult(batch_id=uuid.uuid4().hex)
+    writer = _BulkWriter(session)
+    chunk: list[Notification] = []
+    offered = [0]  # rows handed to the database; those not queued were duplicates
+
+    def flush_chunk() -> None:
+        recipients = _recipients_for(session, composer, chunk, result)
+        rows = []
+        for n in chunk:
+            recipient = recipients.get(n.idempotency_key)
+            if recipient is None:
+                continue
+            try:
+                rows.append(
+                    composer.row(
+                        n, now=now, batch_id=result.batch_id, recipient=recipient, exact_parts=False
+                    )
+                )
+            except NotifyRefused as exc:
+                result.refused.append({"key": n.idempotency_key, "reason": exc.message})
+        if rows:
+            writer.insert(rows)
+            offered[0] += len(rows)
+        chunk.clear()
+
+    for n in notifications:
+        chunk.append(n)
+        if len(chunk) >= BULK_CHUNK:
+            flush_chunk()
+    if chunk:
+        flush_chunk()
+    count, cost, segments = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(Message.cost_minor), 0),
+            func.coalesce(func.sum(Message.segments), 0),
+        ).where(Message.batch_id == result.batch_id)
+    ).one()
+    result.queued, result.cost_minor, result.segments = int(count), int(cost), int(segments)
+    result.duplicates = offered[0] - result.queued
+    if result.cost_minor:
+        credit.hold(
+            session,
+            tenant,
+            result.cost_minor,
+            messages=result.queued,
+            note=note or f"bulk {result.batch_id}",
+        )
+    return result
+
+
+class _BulkWriter:
+    """INSERT ... ON CONFLICT DO NOTHING of message rows at the driver level.
+
+    SQLAlchemy's per-row, per-column bind processing costs more than the insert itself at
+    a million rows; here only the columns that need a processor get one, and it runs once
+    per distinct value (a bulk call's timestamps and enums are a handful of values).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect
+        self._plan: tuple[str, Any, list[tuple[int, Any, bool]]] | None = None
+        self._cache: dict[tuple[int, Any], Any] = {}
+
+    def _prepare(self, columns: list[str]) -> tuple[str, Any, list[tuple[int, Any, bool]]]:
+        table = Message.__table__
+        mark = "?" if self.dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            f"INSERT INTO messages ({', '.join(columns)}) VALUES"
+            f" ({', '.join([mark] * len(columns))}) ON CONFLICT DO NOTHING"
+        )
+        procs = []
+        for i, name in enumerate(columns):
+            column_type = table.c[name].type
+            proc = column_type._cached_bind_processor(self.dialect)
+            if proc is not None:
+                # JSON values are dicts (unhashable, all different): never cached.
+                procs.append((i, proc, name != "data"))
+        return sql, operator.itemgetter(*columns), procs
+
+    def insert(self, rows: list[dict[str, Any]]) -> None:
+        if self._plan is None:
+            self._plan = self._prepare(list(rows[0]))
+        sql, getter, procs = self._plan
+        cache = self._cache
+        params = []
+        for row in rows:
+            values = list(getter(row))
+            for i, proc, cacheable in procs:
+                v = values[i]
+                if v is None:
+                    continue
+                if not cacheable:
+                    values[i] = proc(v)
+                    continue
+                found = cache.get((i, v))
+                if found is None:
+                    found = cache[(i, v)] = proc(v)
+                values[i] = found
+            params.append(tuple(values))
+        if len(cache) > 10_000:
+            cache.clear()
+        self.session.connection().exec_driver_sql(sql, params)
+
+
+def _recipients_for(
+    session: Session, composer: Composer, chunk: list[Notification], result: BulkResult
+) -> dict[str, _Recipient]:
+    """Recipients of a chunk in two queries (consumers, then their first phones)."""
+    out: dict[str, _Recipient] = {}
+    consumer_ids = {n.consumer_id for n in chunk if n.phone is None and n.consumer_id is not None}
+    consumers: dict[int, tuple[str, str]] = {}
+    phones: dict[int, str] = {}
+    if consumer_ids:
+        for cid, name, lang in session.execute(
+            select(Consumer.id, Consumer.name, Consumer.preferred_language).where(
+                Consumer.tenant_id == composer.tenant.id, Consumer.id.in_(consumer_ids)
+            )
+        ):
+            consumers[cid] = (name, lang)
+        for cid, value in session.execute(
+            select(ContactPoint.consumer_id, ContactPoint.value)
+            .where(
+                ContactPoint.consumer_id.in_(consumer_ids),
+                ContactPoint.kind == ContactKind.phone,
+            )
+            .order_by(ContactPoint.consumer_id, ContactPoint.is_primary.desc(), ContactPoint.id)
+        ):
+            phones.setdefault(cid, value)
+    for n in chunk:
+        try:
+            if n.phone is not None:
+                out[n.idempotency_key] = _Recipient(
+                    n.consumer_id, composer.phone(n.phone, n.idempotency_key), None, None
+                )
+            elif n.consumer_id in consumers:
+                name, lang = consumers[n.consumer_id]
+                out[n.idempotency_key] = _Recipient(
+                    n.consumer_id, phones.get(n.consumer_id), lang, name
+                )
+            else:
+                raise NotifyRefused(f"{n.idempotency_key}: no consumer {n.consumer_id}")
+        except NotifyRefused as exc:
+            result.refused.append({"key": n.idempotency_key, "reason": exc.message})
+    return out

@@ -1,0 +1,100 @@
+"""Providers' status reports (delivered, read, failed) applied to their messages.
+
+Reports arrive late, twice and out of order; a message's status only moves forward
+(`domain.message_status`), and every report is kept in the message's history whether
+or not it changed anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from meterline.channels.base import CallbackRequest, StatusUpdate
+from meterline.domain.enums import MessageStatus
+from meterline.domain.message_status import moves_forward
+from meterline.services.channel_accounts import channel_for
+from meterline.store.models import ChannelAccount, Message
+from meterline.store.outbox import EVENTS
+
+log = structlog.get_logger("meterline.callbacks")
+
+TIME_COLUMN = {
+    MessageStatus.sent: "sent_at",
+    MessageStatus.delivered: "delivered_at",
+    MessageStatus.read: "read_at",
+    MessageStatus.failed: "failed_at",
+}
+
+
+@dataclass
+class CallbackReport:
+    applied: int = 0
+    ignored: int = 0  # late or duplicate: kept in history, status unchanged
+    unknown: list[str] = field(default_factory=list)  # provider ids we have no message for
+
+
+def handle_callback(
+    session: Session, account: ChannelAccount, request: CallbackRequest, now: datetime
+) -> CallbackReport:
+    """Verify and apply one callback (raises ForgedCallback / BadCallback from the adapter)."""
+    channel = channel_for(account, None)
+    updates = channel.parse_callback(request)
+    return apply_updates(session, account, updates, now)
+
+
+def apply_updates(
+    session: Session, account: ChannelAccount, updates: list[StatusUpdate], now: datetime
+) -> CallbackReport:
+    report = CallbackReport()
+    for update in updates:
+        message = session.scalars(
+            select(Message)
+            .where(
+                Message.channel_account_id == account.id,
+                Message.provider_message_id == update.provider_message_id,
+            )
+            .with_for_update()
+        ).first()
+        if message is None:
+            report.unknown.append(update.provider_message_id)
+            log.warning(
+                "status for an unknown provider message",
+                channel_account_id=account.id,
+                provider_message_id=update.provider_message_id,
+            )
+            continue
+        reported = MessageStatus(str(update.status))
+        changed = moves_forward(message.status, reported)
+        if changed:
+            message.status = reported
+            setattr(message, TIME_COLUMN[reported], update.at or now)
+            if reported is MessageStatus.failed:
+                message.error_code = update.error_code
+                message.error_text = update.error_text
+            report.applied += 1
+        else:
+            report.ignored += 1
+        session.execute(
+            insert(EVENTS),
+            [
+                {
+                    "tenant_id": message.tenant_id,
+                    "message_id": message.id,
+                    "at": now,
+                    "event": "status" if changed else "status_ignored",
+                    "status": str(reported),
+                    "attempt": message.attempts,
+                    "channel_account_id": account.id,
+                    "provider_message_id": update.provider_message_id,
+                    "error_code": update.error_code,
+                    "error_text": update.error_text,
+                }
+            ],
+        )
+    session.flush()
+    return report

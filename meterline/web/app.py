@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -10,15 +12,34 @@ from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
 from meterline.runtime import Runtime
-from meterline.web import api, console
+from meterline.services.dispatch import Dispatcher, DispatcherThread, dispatch_settings
+from meterline.web import api, api_messaging, console
 
 
-def create_app(runtime: Runtime) -> FastAPI:
-    app = FastAPI(title="Meterline", version="0.1.0")
+def create_app(runtime: Runtime, *, dispatcher: bool = False) -> FastAPI:
+    """The application; with `dispatcher`, an in-process dispatch worker runs beside it."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if dispatcher:
+            worker = DispatcherThread(
+                Dispatcher(runtime.sessions, settings=dispatch_settings(runtime.settings))
+            )
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    app = FastAPI(title="Meterline", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     secret = runtime.settings.secret_key.get_secret_value() or secrets.token_urlsafe(32)
     app.add_middleware(SessionMiddleware, secret_key=secret, same_site="lax", https_only=False)
     app.include_router(api.router)
+    app.include_router(api_messaging.router)
+    api_messaging.install_error_handlers(app)
     console.mount(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -35,7 +35,7 @@ def _from_api_key(request: Request) -> Principal | None:
     presented = presented or request.headers.get("x-api-key", "").strip()
     if not presented:
         return None
-    with request.app.state.runtime.sessions() as session:
+    with request.app.state.runtime.reader() as session:
         key = verify_api_key(session, presented)
         if key is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key")
@@ -48,7 +48,7 @@ def operator_from_session(request: Request) -> Principal | None:
     op_id = request.session.get("operator_id") if "session" in request.scope else None
     if op_id is None:
         return None
-    with request.app.state.runtime.sessions() as session:
+    with request.app.state.runtime.reader() as session:
         row = operator_with_tenant(session, op_id)
         if row is None:
             return None

@@ -180,7 +180,7 @@ def current_user(request: Request) -> ConsoleUser:
     op_id = request.session.get("operator_id")
     if op_id is None:
         raise LoginRequired
-    with request.app.state.runtime.sessions() as session:
+    with request.app.state.runtime.reader() as session:
         row = operator_with_tenant(session, op_id)
     if row is None:  # operator deleted since login
         request.session.clear()
@@ -596,8 +596,11 @@ def consumer(request: Request, consumer_id: int, user: Viewer) -> Response:
 
 def mount(app: FastAPI) -> None:
     """Adds the console's routes, static files and error pages to the app."""
+    from meterline.web import console_messages  # imports this module: mounted here, not above
+
     app.state.login_throttle = LoginThrottle()
     app.include_router(router)
+    app.include_router(console_messages.router)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
 
     @app.exception_handler(LoginRequired)

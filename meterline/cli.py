@@ -217,8 +217,15 @@ def import_cmd(
 
 
 @app.command("serve")
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the API and the operator console."""
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    no_dispatcher: Annotated[
+        bool,
+        typer.Option("--no-dispatcher", help="Leave sending to `meterline worker` processes"),
+    ] = False,
+) -> None:
+    """Serve the API and the operator console, with a dispatcher in-process."""
     import uvicorn
 
     from meterline.logs import configure_logging
@@ -226,7 +233,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     rt = _runtime()
     configure_logging(rt.settings.log_json, rt.settings.log_level)
-    uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(rt, dispatcher=not no_dispatcher), host=host, port=port, log_level="info"
+    )
 
 
 @app.command("demo")
@@ -256,8 +265,16 @@ def demo(
     configure_logging(False, "INFO")
     typer.echo(f"console: http://{host}:{port}/console  (login {info.username} / {info.password})")
     sys.stdout.flush()
-    uvicorn.run(create_app(rt), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(rt, dispatcher=True), host=host, port=port, log_level="warning")
 
+
+def _register_messaging() -> None:
+    from meterline.cli_messaging import register
+
+    register(app)
+
+
+_register_messaging()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,270 @@
+"""Scenario 5 latency: POST /api/v1/transactions to the confirmation handed to the provider.
+
+    python bench/transaction_latency_bench.py --rate 100 --seconds 20 [--pg URL]
+
+`meterline serve` (API + in-process dispatcher) runs as its own process on a fresh
+database; the sms_http provider stand-in runs as another. Deposits are posted at a
+steady rate (each to its own member, each with its own reference). A message's latency
+is its `sent_at` (written when the provider accepted it) minus the moment its deposit
+was posted. Baseline: the same number of bare POSTs to the stand-in at the same rate,
+their round-trip times.
+
+Target: p99 under 2 s at 100 transactions/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.gateway_standin import StandinProcess  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare(url: str, gateway: str, members: int) -> str:
+    from meterline.domain.enums import Billing, Role, Service, TenantKind
+    from meterline.runtime import open_runtime
+    from meterline.services import credit
+    from meterline.services.channel_accounts import add_channel_account
+    from meterline.services.security import create_api_key
+    from meterline.services.tenants import create_tenant
+    from meterline.store.migrate import upgrade
+    from meterline.store.models import Account, Consumer, ContactPoint
+
+    upgrade(url)
+    rt = open_runtime(database_url=url)
+    with rt.sessions() as s, s.begin():
+        t = create_tenant(
+            s,
+            slug="coop",
+            name="Shapla",
+            country="BD",
+            currency="BDT",
+            timezone="Asia/Dhaka",
+            kind=TenantKind.cooperative,
+            languages=["bn", "en"],
+        )
+        for i in range(members):
+            c = Consumer(tenant_id=t.id, name=f"Member {i}", preferred_language="bn")
+            s.add(c)
+            s.flush()
+            s.add(
+                ContactPoint(
+                    tenant_id=t.id,
+                    consumer_id=c.id,
+                    kind="phone",
+                    value=f"+8801{700000000 + i:09d}",
+                    is_primary=True,
+                )
+            )
+            s.add(
+                Account(
+                    tenant_id=t.id,
+                    consumer_id=c.id,
+                    number=f"M-{i}",
+                    service=Service.savings,
+                    billing=Billing.prepaid,
+                    balance_minor=0,
+                )
+            )
+        add_channel_account(
+            s,
+            t.id,
+            name="gateway",
+            type_name="sms_http",
+            config={"url": gateway, "body_format": "json"},
+            rate_per_second=10_000,
+        )
+        credit.set_pricing(s, t.id, sms_price_minor=35)
+        credit.top_up(s, t.id, 10**12, by="bench")
+        _, key = create_api_key(s, t, "books", Role.operator)
+    rt.close()
+    return key
+
+
+async def post_deposits(
+    base: str, key: str, rate: float, total: int, members: int
+) -> tuple[dict[str, float], list[float]]:
+    import aiohttp
+
+    posted: dict[str, float] = {}
+    answer_times: list[float] = []
+    run = uuid.uuid4().hex[:6]
+    async with aiohttp.ClientSession(headers={"X-API-Key": key}) as session:
+
+        async def one(i: int) -> None:
+            ref = f"{run}-{i}"
+            started = time.time()
+            posted[ref] = started
+            async with session.post(
+                f"{base}/api/v1/transactions",
+                json={
+                    "account": f"M-{i % members}",
+                    "type": "deposit",
+                    "amount": "100.00",
+                    "reference": ref,
+                },
+            ) as resp:
+                await resp.read()
+                if resp.status != 201:
+                    raise RuntimeError(f"{resp.status}: {await resp.text()}")
+            answer_times.append(time.time() - started)
+
+        t0 = time.perf_counter()
+        tasks = []
+        for i in range(total):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+    return posted, answer_times
+
+
+async def baseline(gateway: str, rate: float, total: int) -> list[float]:
+    import aiohttp
+
+    times: list[float] = []
+    async with aiohttp.ClientSession() as session:
+
+        async def one(i: int) -> None:
+            started = time.perf_counter()
+            async with session.post(
+                gateway,
+                json={"to": f"+8801{700000000 + i:09d}", "text": "baseline", "reference": f"x{i}"},
+            ) as resp:
+                await resp.read()
+            times.append(time.perf_counter() - started)
+
+        t0 = time.perf_counter()
+        tasks = []
+        for i in range(total):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+    return times
+
+
+def sent_times(url: str) -> dict[str, float]:
+    from sqlalchemy import select
+
+    from meterline.runtime import open_runtime
+    from meterline.store.models import Message
+
+    rt = open_runtime(database_url=url)
+    try:
+        with rt.sessions() as s:
+            rows = s.execute(
+                select(Message.idempotency_key, Message.sent_at).where(Message.sent_at.is_not(None))
+            ).all()
+        return {key.removeprefix("txn:"): at.timestamp() for key, at in rows}
+    finally:
+        rt.close()
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--members", type=int, default=500)
+    parser.add_argument("--pg", default=None, help="a PostgreSQL URL instead of SQLite")
+    args = parser.parse_args()
+    total = int(args.rate * args.seconds)
+    with StandinProcess(port=0, args=["--keep", "0"]) as gw, tempfile.TemporaryDirectory() as tmp:
+        gateway = f"{gw.url}/sms"
+        if args.pg:
+            sys.path.insert(0, str(ROOT / "bench"))
+            from dispatch_bench import drop_schema, pg_schema_url
+
+            url, schema = pg_schema_url(args.pg)
+        else:
+            url, schema = f"sqlite:///{Path(tmp) / 'txn.db'}", ""
+        try:
+            key = prepare(url, gateway, args.members)
+            port = free_port()
+            env = {
+                **os.environ,
+                "METERLINE_DATABASE_URL": url,
+                "METERLINE_LOG_LEVEL": "WARNING",
+                "METERLINE_SECRET_KEY": uuid.uuid4().hex,
+            }
+            server = subprocess.Popen(
+                [sys.executable, "-m", "meterline.cli", "serve", "--port", str(port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            base = f"http://127.0.0.1:{port}"
+            try:
+                import httpx
+
+                for _ in range(200):
+                    try:
+                        if httpx.get(f"{base}/healthz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        time.sleep(0.05)
+                posted, answers = asyncio.run(
+                    post_deposits(base, key, args.rate, total, args.members)
+                )
+                deadline = time.time() + 60
+                sent = sent_times(url)
+                while len(sent) < total and time.time() < deadline:
+                    time.sleep(0.2)
+                    sent = sent_times(url)
+            finally:
+                server.terminate()
+                server.wait()
+            base_times = asyncio.run(baseline(gateway, args.rate, total))
+        finally:
+            if schema and args.pg:
+                drop_schema(args.pg, schema)
+    latencies = [sent[ref] - at for ref, at in posted.items() if ref in sent]
+    backend = "postgresql" if args.pg else "sqlite"
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; {backend}; {total} deposits at {args.rate:.0f}/s"
+    )
+    print(
+        f"API answer      : p50 {pct(answers, 50) * 1000:7.1f} ms  "
+        f"p99 {pct(answers, 99) * 1000:7.1f} ms"
+    )
+    print(
+        f"post -> sent    : p50 {pct(latencies, 50) * 1000:7.1f} ms  "
+        f"p99 {pct(latencies, 99) * 1000:7.1f} ms  ({len(latencies)}/{total} sent;"
+        f" target p99 < 2000 ms: {'met' if pct(latencies, 99) < 2 else 'NOT met'})"
+    )
+    print(
+        f"baseline (bare POST to the stand-in): p50 {pct(base_times, 50) * 1000:7.1f} ms  "
+        f"p99 {pct(base_times, 99) * 1000:7.1f} ms"
+    )
+    print(f"at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+
+
+if __name__ == "__main__":
+    main()

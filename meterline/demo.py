@@ -2,24 +2,32 @@
 
 The consumer master is generated as a real .xlsx (title row, a few bad rows, a totals
 row) and imported through `import_master`, the same path as the CLI and the API, so
-the demo shows the importer's report as an operator would see it. Every run starts
-from an empty database, so the demo is repeatable.
+the demo shows the importer's report as an operator would see it. A sandbox SMS channel,
+some credit and dues reminders to the first defaulters show the messaging side. Every
+run starts from an empty database, so the demo is repeatable.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from meterline.domain.enums import Role
 from meterline.ingest.sample_sheet import bad_row_count, write_xlsx
+from meterline.services import credit
+from meterline.services.channel_accounts import add_channel_account
 from meterline.services.importer import ImportReport, import_master
+from meterline.services.notify import Notification, notify_many
 from meterline.services.security import create_operator
-from meterline.services.tenants import create_tenant
+from meterline.services.tenants import create_tenant, get_tenant
 from meterline.store.db import make_engine, make_session_factory
 from meterline.store.migrate import upgrade
+from meterline.store.models import Account
 
 TENANT_SLUG = "demo-electric"
 TENANT_NAME = "Aligarh Electricity Office (demo)"
@@ -29,6 +37,9 @@ USERNAME = "admin"
 PASSWORD = "meterline-demo"
 SHEET_NAME = "consumer-master.xlsx"
 SEED = 2024
+DEMO_PRICE_MINOR = 25  # paisa per SMS segment
+DEMO_CREDIT_MINOR = 500_00
+DEMO_REMINDERS = 25
 
 
 @dataclass
@@ -40,6 +51,7 @@ class DemoInfo:
     sheet: Path
     consumers: int
     report: ImportReport
+    reminders: int = 0
 
     def summary(self) -> str:
         r = self.report
@@ -55,6 +67,12 @@ class DemoInfo:
             lines.append(f"  row {e['row']}{col}: {e['reason']}")
         if len(r.errors) > 5:
             lines.append(f"  ... and {len(r.errors) - 5} more rejected rows")
+        lines.append(
+            f"messaging: a sandbox SMS channel, {DEMO_CREDIT_MINOR // 100} INR of credit at"
+            f" {DEMO_PRICE_MINOR} paisa a segment; {self.reminders} dues reminders queued"
+            " (sent by the in-process dispatcher outside quiet hours, 21:00-08:00 IST;"
+            " see /console/messages and /console/sandbox)"
+        )
         lines.append(f"login: {self.username} / {self.password}")
         return "\n".join(lines)
 
@@ -96,6 +114,8 @@ def prepare_demo(directory: Path, consumers: int = 3000, today: date | None = No
             started_by=USERNAME,
             max_bytes=max(sheet.stat().st_size, 100 * 1024 * 1024),
         )
+        with factory() as session, session.begin():
+            reminders = _messaging(session, today)
     finally:
         engine.dispose()
     return DemoInfo(
@@ -106,4 +126,45 @@ def prepare_demo(directory: Path, consumers: int = 3000, today: date | None = No
         sheet=sheet,
         consumers=consumers,
         report=report,
+        reminders=reminders,
     )
+
+
+def _messaging(session: Session, today: date) -> int:
+    """A sandbox SMS channel, some credit, and dues reminders to the first defaulters."""
+    tenant = get_tenant(session, TENANT_SLUG)
+    add_channel_account(
+        session,
+        tenant.id,
+        name="sandbox-sms",
+        type_name="sandbox",
+        config={},
+        rate_per_second=20,
+    )
+    credit.set_pricing(session, tenant.id, sms_price_minor=DEMO_PRICE_MINOR)
+    credit.top_up(session, tenant.id, DEMO_CREDIT_MINOR, by="demo", note="demo credit")
+    defaulters = session.execute(
+        select(
+            Account.id, Account.consumer_id, Account.number, Account.dues_minor, Account.due_date
+        )
+        .where(Account.tenant_id == tenant.id, Account.dues_minor > 0, Account.due_date < today)
+        .order_by(Account.id)
+        .limit(DEMO_REMINDERS)
+    ).all()
+    result = notify_many(
+        session,
+        tenant,
+        (
+            Notification(
+                kind="dues_reminder",
+                data={"account": number, "amount": dues, "due_date": due},
+                idempotency_key=f"demo-dues:{number}:{due}",
+                consumer_id=consumer_id,
+                account_id=account_id,
+            )
+            for account_id, consumer_id, number, dues, due in defaulters
+        ),
+        now=datetime.now(UTC),
+        note="demo dues reminders",
+    )
+    return result.queued

@@ -58,3 +58,22 @@ def test_demo_imports_the_generated_sheet_and_is_repeatable(tmp_path: Path) -> N
         assert s.scalar(select(func.count()).select_from(ImportRun)) == 1  # started afresh
     assert master_snapshot(sessions, tenant.id) == first
     engine.dispose()
+
+
+def test_demo_sets_up_a_sandbox_channel_credit_and_reminders(tmp_path: Path) -> None:
+    from meterline.demo import DEMO_CREDIT_MINOR, DEMO_REMINDERS
+    from meterline.services import credit
+    from meterline.store.models import Message
+
+    info = prepare_demo(tmp_path / "demo", 120, today=TODAY)
+    assert info.reminders == DEMO_REMINDERS
+    assert f"{DEMO_REMINDERS} dues reminders queued" in info.summary()
+    sessions = make_session_factory(make_engine(info.database_url))
+    with sessions() as s:
+        tenant = get_tenant(s, TENANT_SLUG)
+        messages = s.scalars(select(Message)).all()
+        totals = credit.totals(s, tenant.id)
+    assert {m.kind for m in messages} == {"dues_reminder"} and len(messages) == DEMO_REMINDERS
+    assert all(m.to_address and m.to_address.startswith("+91") for m in messages)
+    assert totals.balance_minor == DEMO_CREDIT_MINOR
+    assert totals.held_minor == sum(m.cost_minor for m in messages) > 0

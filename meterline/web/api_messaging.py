@@ -23,6 +23,7 @@ from meterline.services.channel_accounts import (
     public_view,
 )
 from meterline.services.errors import Conflict, NotFound, ServiceError
+from meterline.services.inbox import inbox, mark_read
 from meterline.services.message_templates import save_template
 from meterline.services.notify import Notification, notify
 from meterline.services.status_callbacks import handle_callback
@@ -175,6 +176,50 @@ def get_message(
         body = mq.message_view(message)
         body["events"] = [mq.event_view(e) for e in mq.message_events(session, message.id)]
         return body
+
+
+# --- a consumer's in-app inbox -----------------------------------------------------
+
+
+@router.get("/consumers/{consumer_id}/inbox")
+def get_inbox(
+    request: Request,
+    consumer_id: int,
+    principal: Annotated[Principal, Depends(require(Role.viewer))],
+    unread: bool = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    with _runtime(request).reader() as session:
+        rows, unread_count = inbox(
+            session, principal.tenant_id, consumer_id, unread_only=unread, limit=limit
+        )
+        return {
+            "unread": unread_count,
+            "messages": [
+                {
+                    "id": m.id,
+                    "kind": m.kind,
+                    "body": m.body,
+                    "at": m.created_at.isoformat(),
+                    "read_at": m.inbox_read_at.isoformat() if m.inbox_read_at else None,
+                    "status": str(m.status),
+                    "medium": str(m.medium),
+                }
+                for m in rows
+            ],
+        }
+
+
+@router.post("/consumers/{consumer_id}/inbox/{message_id}/read")
+def post_inbox_read(
+    request: Request,
+    consumer_id: int,
+    message_id: int,
+    principal: Annotated[Principal, Depends(require(Role.operator))],
+) -> dict[str, Any]:
+    with _runtime(request).sessions() as session, session.begin():
+        at = mark_read(session, principal.tenant_id, consumer_id, message_id, _now())
+    return {"id": message_id, "read_at": at.isoformat()}
 
 
 # --- credit ---------------------------------------------------------------------------

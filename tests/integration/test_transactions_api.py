@@ -198,3 +198,50 @@ def test_send_list_and_inspect_messages(client, runtime, coop) -> None:
     cr = client.get("/api/v1/credit", headers=headers).json()
     assert cr["balance_minor"] == 100_00 - 35 and cr["held_minor"] == 0
     assert [e["kind"] for e in cr["ledger"]][:2] == ["debit", "hold"]
+
+
+def test_the_inbox_has_every_message_and_tracks_read(client, runtime, coop) -> None:
+    headers = {"X-API-Key": coop["key"]}
+    first = post(client, coop["key"]).json()
+    with runtime.sessions() as s, s.begin():
+        member = s.scalars(select(Account).where(Account.number == "M-101")).one()
+        consumer_id = member.consumer_id
+        # A member with no phone on file: the message goes to the inbox alone.
+        c = Consumer(tenant_id=member.tenant_id, name="নাসির", preferred_language="bn")
+        s.add(c)
+        s.flush()
+        s.add(
+            Account(
+                tenant_id=member.tenant_id,
+                consumer_id=c.id,
+                number="M-102",
+                service=Service.savings,
+                billing=Billing.prepaid,
+                balance_minor=0,
+            )
+        )
+        quiet_id = c.id
+    inapp = post(client, coop["key"], account="M-102", reference="R-9").json()
+    assert inapp["message"]["status"] == "delivered" and inapp["message"]["cost_minor"] == 0
+    box = client.get(f"/api/v1/consumers/{consumer_id}/inbox", headers=headers).json()
+    assert box["unread"] == 1 and box["messages"][0]["id"] == first["message"]["id"]
+    assert box["messages"][0]["medium"] == "sms"
+    read = client.post(
+        f"/api/v1/consumers/{consumer_id}/inbox/{first['message']['id']}/read", headers=headers
+    )
+    assert read.status_code == 200
+    assert client.get(
+        f"/api/v1/consumers/{consumer_id}/inbox?unread=true", headers=headers
+    ).json() == {"unread": 0, "messages": []}
+    other = client.get(f"/api/v1/consumers/{quiet_id}/inbox", headers=headers).json()
+    assert other["messages"][0]["medium"] == "inapp"
+    wrong = client.post(
+        f"/api/v1/consumers/{quiet_id}/inbox/{first['message']['id']}/read", headers=headers
+    )
+    assert wrong.status_code == 404
+    assert (
+        client.get(
+            f"/api/v1/consumers/{consumer_id}/inbox", headers={"X-API-Key": coop["other"]}
+        ).status_code
+        == 404
+    )

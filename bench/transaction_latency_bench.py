@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -100,6 +101,18 @@ def prepare(url: str, gateway: str, members: int) -> str:
     return key
 
 
+async def paced(rate: float, total: int, one: Callable[[int], Awaitable[None]]) -> None:
+    """Start one(i) for i in range(total) at a steady rate, whatever each takes."""
+    t0 = time.perf_counter()
+    tasks = []
+    for i in range(total):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+
+
 async def post_deposits(
     base: str, key: str, rate: float, total: int, members: int
 ) -> tuple[dict[str, float], list[float]]:
@@ -128,14 +141,7 @@ async def post_deposits(
                     raise RuntimeError(f"{resp.status}: {await resp.text()}")
             answer_times.append(time.time() - started)
 
-        t0 = time.perf_counter()
-        tasks = []
-        for i in range(total):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
+        await paced(rate, total, one)
     return posted, answer_times
 
 
@@ -154,14 +160,7 @@ async def baseline(gateway: str, rate: float, total: int) -> list[float]:
                 await resp.read()
             times.append(time.perf_counter() - started)
 
-        t0 = time.perf_counter()
-        tasks = []
-        for i in range(total):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
+        await paced(rate, total, one)
     return times
 
 

@@ -65,6 +65,19 @@ class Queued:
     cost_minor: int
     due_at: datetime | None
 
+    @classmethod
+    def of(cls, message: Message, *, created: bool) -> Queued:
+        return cls(
+            message_id=message.id,
+            created=created,
+            status=message.status,
+            medium=message.medium,
+            segments=message.segments,
+            encoding=message.encoding,
+            cost_minor=message.cost_minor,
+            due_at=message.due_at,
+        )
+
 
 @dataclass
 class BulkResult:
@@ -327,16 +340,7 @@ def notify(
             message_id=message.id,
             note=f"{message.kind} to {message.to_address}",
         )
-    return Queued(
-        message_id=message.id,
-        created=created,
-        status=message.status,
-        medium=message.medium,
-        segments=message.segments,
-        encoding=message.encoding,
-        cost_minor=message.cost_minor,
-        due_at=message.due_at,
-    )
+    return Queued.of(message, created=created)
 
 
 def _check_account(session: Session, tenant: Tenant, account_id: int) -> None:
@@ -382,7 +386,13 @@ def notify_many(
             except NotifyRefused as exc:
                 result.refused.append({"key": n.idempotency_key, "reason": exc.message})
         if rows:
-            writer.insert(rows)
+            inserted = writer.insert(rows)
+            if inserted == len(rows):
+                result.queued += inserted
+                result.cost_minor += sum(r["cost_minor"] for r in rows)
+                result.segments += sum(r["segments"] for r in rows)
+            else:
+                _count_inserted(session, tenant.id, result, [r["idempotency_key"] for r in rows])
             offered[0] += len(rows)
         chunk.clear()
 
@@ -392,14 +402,6 @@ def notify_many(
             flush_chunk()
     if chunk:
         flush_chunk()
-    count, cost, segments = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(Message.cost_minor), 0),
-            func.coalesce(func.sum(Message.segments), 0),
-        ).where(Message.batch_id == result.batch_id)
-    ).one()
-    result.queued, result.cost_minor, result.segments = int(count), int(cost), int(segments)
     result.duplicates = offered[0] - result.queued
     if result.cost_minor:
         credit.hold(
@@ -410,6 +412,24 @@ def notify_many(
             note=note or f"bulk {result.batch_id}",
         )
     return result
+
+
+def _count_inserted(session: Session, tenant_id: int, result: BulkResult, keys: list[str]) -> None:
+    """Some keys of a chunk were already used: count only the rows this call wrote."""
+    count, cost, segments = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(Message.cost_minor), 0),
+            func.coalesce(func.sum(Message.segments), 0),
+        ).where(
+            Message.tenant_id == tenant_id,
+            Message.idempotency_key.in_(keys),
+            Message.batch_id == result.batch_id,
+        )
+    ).one()
+    result.queued += int(count)
+    result.cost_minor += int(cost)
+    result.segments += int(segments)
 
 
 class _BulkWriter:
@@ -442,7 +462,9 @@ class _BulkWriter:
                 procs.append((i, proc, name != "data"))
         return sql, operator.itemgetter(*columns), procs
 
-    def insert(self, rows: list[dict[str, Any]]) -> None:
+    def insert(self, rows: list[dict[str, Any]]) -> int | None:
+        """Insert what is new; answers how many rows were written when the driver says
+        (None when it cannot tell, and the caller counts)."""
         if self._plan is None:
             self._plan = self._prepare(list(rows[0]))
         sql, getter, procs = self._plan
@@ -464,7 +486,9 @@ class _BulkWriter:
             params.append(tuple(values))
         if len(cache) > 10_000:
             cache.clear()
-        self.session.connection().exec_driver_sql(sql, params)
+        cursor = self.session.connection().exec_driver_sql(sql, params)
+        count = cursor.rowcount
+        return count if 0 <= count <= len(rows) else None
 
 
 def _recipients_for(

@@ -194,20 +194,7 @@ def _replay(
             f"{first.number if first else '?'}; a reference cannot be reused"
         )
     message = session.scalar(_message_for(tenant.id, reference))
-    queued = (
-        Queued(
-            message_id=message.id,
-            created=False,
-            status=message.status,
-            medium=message.medium,
-            segments=message.segments,
-            encoding=message.encoding,
-            cost_minor=message.cost_minor,
-            due_at=message.due_at,
-        )
-        if message
-        else None
-    )
+    queued = Queued.of(message, created=False) if message else None
     return TransactionResult(
         False,
         entry.id,

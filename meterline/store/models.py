@@ -392,15 +392,22 @@ class Message(Base):
             postgresql_where=text("due_at IS NOT NULL"),
         ),
         Index("ix_messages_tenant_created", "tenant_id", "created_at"),
-        Index("ix_messages_provider_id", "channel_account_id", "provider_message_id"),
+        # Status callbacks find their message; only sent messages have a provider id.
+        Index(
+            "ix_messages_provider_id",
+            "channel_account_id",
+            "provider_message_id",
+            sqlite_where=text("provider_message_id IS NOT NULL"),
+            postgresql_where=text("provider_message_id IS NOT NULL"),
+        ),
         Index("ix_messages_consumer", "consumer_id", "created_at"),
-        Index("ix_messages_batch", "batch_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     idempotency_key: Mapped[str] = mapped_column(String(200))
-    batch_id: Mapped[str | None] = mapped_column(String(40))  # one bulk notify call
+    # Which notify call wrote the row: tells a new message from an old one with the same key.
+    batch_id: Mapped[str | None] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(40))
     priority: Mapped[int] = mapped_column(Integer)
     promotional: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -211,7 +211,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant_id", "idempotency_key", name="uq_messages_tenant_key"),
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.create_index("ix_messages_batch", ["batch_id"], unique=False)
         batch_op.create_index("ix_messages_consumer", ["consumer_id", "created_at"], unique=False)
         batch_op.create_index(
             "ix_messages_due",
@@ -221,7 +220,11 @@ def upgrade() -> None:
             postgresql_where=sa.text("due_at IS NOT NULL"),
         )
         batch_op.create_index(
-            "ix_messages_provider_id", ["channel_account_id", "provider_message_id"], unique=False
+            "ix_messages_provider_id",
+            ["channel_account_id", "provider_message_id"],
+            unique=False,
+            sqlite_where=sa.text("provider_message_id IS NOT NULL"),
+            postgresql_where=sa.text("provider_message_id IS NOT NULL"),
         )
         batch_op.create_index(
             "ix_messages_tenant_created", ["tenant_id", "created_at"], unique=False
@@ -343,14 +346,17 @@ def downgrade() -> None:
     op.drop_table("credit_entries")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_tenant_created")
-        batch_op.drop_index("ix_messages_provider_id")
+        batch_op.drop_index(
+            "ix_messages_provider_id",
+            sqlite_where=sa.text("provider_message_id IS NOT NULL"),
+            postgresql_where=sa.text("provider_message_id IS NOT NULL"),
+        )
         batch_op.drop_index(
             "ix_messages_due",
             sqlite_where=sa.text("due_at IS NOT NULL"),
             postgresql_where=sa.text("due_at IS NOT NULL"),
         )
         batch_op.drop_index("ix_messages_consumer")
-        batch_op.drop_index("ix_messages_batch")
 
     op.drop_table("messages")
     op.drop_table("message_templates")

@@ -2,8 +2,10 @@
 
     python bench/transaction_latency_bench.py --rate 100 --seconds 20 [--pg URL]
 
-`meterline serve` (API + in-process dispatcher) runs as its own process on a fresh
-database; the sms_http provider stand-in runs as another. Deposits are posted at a
+On SQLite, `meterline serve` (API + in-process dispatcher) runs as its own process; on
+PostgreSQL, the production shape of docs/deployment.md: `uvicorn --workers 2` web
+processes and one `meterline worker`. The sms_http provider stand-in runs as another
+process. Deposits are posted at a
 steady rate (each to its own member, each with its own reference). A message's latency
 is its `sent_at` (written when the provider accepted it) minus the moment its deposit
 was posted. Baseline: the same number of bare POSTs to the stand-in at the same rate,
@@ -192,6 +194,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--members", type=int, default=500)
     parser.add_argument("--pg", default=None, help="a PostgreSQL URL instead of SQLite")
+    parser.add_argument("--web-workers", type=int, default=2, help="uvicorn workers (PostgreSQL)")
     args = parser.parse_args()
     total = int(args.rate * args.seconds)
     with StandinProcess(port=0, args=["--keep", "0"]) as gw, tempfile.TemporaryDirectory() as tmp:
@@ -212,12 +215,31 @@ def main() -> None:
                 "METERLINE_LOG_LEVEL": "WARNING",
                 "METERLINE_SECRET_KEY": uuid.uuid4().hex,
             }
-            server = subprocess.Popen(
-                [sys.executable, "-m", "meterline.cli", "serve", "--port", str(port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            if args.pg:
+                # The documented production shape: web processes without a dispatcher,
+                # dispatch in its own worker process.
+                commands = [
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "--factory",
+                        "meterline.web.asgi:create",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        str(args.web_workers),
+                        "--log-level",
+                        "warning",
+                    ],
+                    [sys.executable, "-m", "meterline.cli", "worker"],
+                ]
+            else:  # the embedded shape: one process, dispatcher in a thread
+                commands = [[sys.executable, "-m", "meterline.cli", "serve", "--port", str(port)]]
+            servers = [
+                subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for c in commands
+            ]
             base = f"http://127.0.0.1:{port}"
             try:
                 import httpx
@@ -237,14 +259,19 @@ def main() -> None:
                     time.sleep(0.2)
                     sent = sent_times(url)
             finally:
-                server.terminate()
-                server.wait()
+                for server in servers:
+                    server.terminate()
+                    server.wait()
             base_times = asyncio.run(baseline(gateway, args.rate, total))
         finally:
             if schema and args.pg:
                 drop_schema(args.pg, schema)
     latencies = [sent[ref] - at for ref, at in posted.items() if ref in sent]
-    backend = "postgresql" if args.pg else "sqlite"
+    backend = (
+        f"postgresql, {args.web_workers} web processes + 1 dispatch worker"
+        if args.pg
+        else "sqlite, `meterline serve` (dispatcher in-process)"
+    )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; {backend}; {total} deposits at {args.rate:.0f}/s"

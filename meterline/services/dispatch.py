@@ -58,6 +58,7 @@ class DispatchSettings:
     concurrency: int = 256
     claim_seconds: float = 60.0
     idle_seconds: float = 0.1  # how long an idle worker sleeps between looks
+    gather_seconds: float = 0.05  # after a small round, how long to let messages gather
     paused_retry_seconds: float = 60.0  # messages of a paused account wait this long
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     public_url: str = "http://127.0.0.1:8000"
@@ -125,6 +126,10 @@ class Dispatcher:
                     await asyncio.sleep(1.0)
                 if report.claimed == 0:
                     await asyncio.sleep(self.settings.idle_seconds)
+                elif report.claimed < self.settings.batch // 10:
+                    # A trickle: wait a moment so the next round carries more than one or
+                    # two messages (each round is two write transactions).
+                    await asyncio.sleep(self.settings.gather_seconds)
         finally:
             await self.aclose()
             log.info("dispatcher stopped", worker=self.worker)

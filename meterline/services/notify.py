@@ -19,6 +19,7 @@ from typing import Any
 
 import phonenumbers
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from meterline.domain import sms as sms_rules
@@ -30,8 +31,14 @@ from meterline.services import credit
 from meterline.services.channel_accounts import default_account
 from meterline.services.errors import NotFound, ServiceError
 from meterline.services.message_templates import TemplateBook
-from meterline.store.models import Account, Consumer, ContactPoint, Message, Tenant
-from meterline.store.upsert import insert_ignoring_conflicts
+from meterline.store.models import (
+    Account,
+    Consumer,
+    ContactPoint,
+    CreditAccount,
+    Message,
+    Tenant,
+)
 
 BULK_CHUNK = 5000
 # Compiled templates are cached per source text; one renderer serves every call.
@@ -126,9 +133,11 @@ class Composer:
         self.templates = TemplateBook(session, tenant.id)
         self.quiet = Window.parse(tenant.quiet_start, tenant.quiet_end)
         self.promo_quiet = Window.parse(tenant.promo_quiet_start, tenant.promo_quiet_end)
-        account = credit.credit_account(session, tenant.id)
-        self.sms_price = account.sms_price_minor
-        self.max_parts = account.max_sms_parts
+        # Read only (a tenant without a credit row has no credit: price 0, default parts),
+        # so a Composer can be prepared in a read-only session before a write begins.
+        account = session.get(CreditAccount, tenant.id)
+        self.sms_price = account.sms_price_minor if account else 0
+        self.max_parts = account.max_sms_parts if account else sms_rules.DEFAULT_MAX_PARTS
         self._channel_ids: dict[Medium, int | None] = {}
         self._contexts: dict[str, LocaleContext] = {}
         self._specs: dict[str, KindSpec] = {}
@@ -196,7 +205,7 @@ class Composer:
         *,
         now: datetime,
         batch_id: str,
-        recipient: _Recipient,
+        recipient: Recipient,
         exact_parts: bool,
     ) -> dict[str, Any]:
         """The message row for one notification (raises NotifyRefused with the reason)."""
@@ -277,28 +286,35 @@ class Composer:
 
 
 @dataclass(frozen=True)
-class _Recipient:
+class Recipient:
     consumer_id: int | None
     phone: str | None
     language: str | None
     name: str | None
 
 
-def _recipient(session: Session, composer: Composer, n: Notification) -> _Recipient:
+def _recipient(session: Session, composer: Composer, n: Notification) -> Recipient:
     if n.phone is not None:
-        return _Recipient(n.consumer_id, composer.phone(n.phone, n.idempotency_key), None, None)
+        return Recipient(n.consumer_id, composer.phone(n.phone, n.idempotency_key), None, None)
     if n.consumer_id is None:
         raise NotifyRefused(f"{n.idempotency_key}: give a consumer or a phone number")
-    consumer = session.get(Consumer, n.consumer_id)
-    if consumer is None or consumer.tenant_id != composer.tenant.id:
-        raise NotFound(f"{n.idempotency_key}: no consumer {n.consumer_id}")
-    phone = session.scalar(
+    # The consumer and their first phone (primary first) in one query.
+    phone = (
         select(ContactPoint.value)
-        .where(ContactPoint.consumer_id == consumer.id, ContactPoint.kind == ContactKind.phone)
+        .where(ContactPoint.consumer_id == Consumer.id, ContactPoint.kind == ContactKind.phone)
         .order_by(ContactPoint.is_primary.desc(), ContactPoint.id)
         .limit(1)
+        .scalar_subquery()
     )
-    return _Recipient(consumer.id, phone, consumer.preferred_language, consumer.name)
+    found = session.execute(
+        select(Consumer.name, Consumer.preferred_language, phone).where(
+            Consumer.id == n.consumer_id, Consumer.tenant_id == composer.tenant.id
+        )
+    ).one_or_none()
+    if found is None:
+        raise NotFound(f"{n.idempotency_key}: no consumer {n.consumer_id}")
+    name, language, number = found
+    return Recipient(n.consumer_id, number, language, name)
 
 
 def notify(
@@ -308,39 +324,53 @@ def notify(
     *,
     now: datetime,
     composer: Composer | None = None,
+    account_checked: bool = False,
 ) -> Queued:
     """Queue one message in the caller's transaction (which the caller commits).
 
     Raises NotifyRefused (bad data, unknown kind, no channel, too long) or
-    credit.InsufficientCredit; either way nothing is written.
+    credit.InsufficientCredit; either way nothing is written. `account_checked`: the
+    caller has already loaded the account within this tenant.
     """
     composer = composer or Composer(session, tenant)
-    if notification.account_id is not None:
+    if notification.account_id is not None and not account_checked:
         _check_account(session, tenant, notification.account_id)
     recipient = _recipient(session, composer, notification)
     batch_id = uuid.uuid4().hex
     row = composer.row(
         notification, now=now, batch_id=batch_id, recipient=recipient, exact_parts=True
     )
-    insert_ignoring_conflicts(session, Message, [row])
-    message = session.scalar(
-        select(Message).where(
-            Message.tenant_id == tenant.id,
-            Message.idempotency_key == notification.idempotency_key,
-        )
-    )
-    assert message is not None
-    created = message.batch_id == batch_id
-    if created and message.cost_minor:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    new_id = session.execute(
+        dialect.insert(Message).values(row).on_conflict_do_nothing().returning(Message.id)
+    ).scalar_one_or_none()
+    if new_id is None:  # the key was used before: that message, unchanged
+        message = session.scalars(
+            select(Message).where(
+                Message.tenant_id == tenant.id,
+                Message.idempotency_key == notification.idempotency_key,
+            )
+        ).one()
+        return Queued.of(message, created=False)
+    if row["cost_minor"]:
         credit.hold(
             session,
             tenant,
-            message.cost_minor,
+            row["cost_minor"],
             messages=1,
-            message_id=message.id,
-            note=f"{message.kind} to {message.to_address}",
+            message_id=new_id,
+            note=f"{row['kind']} to {row['to_address']}",
         )
-    return Queued.of(message, created=created)
+    return Queued(
+        message_id=new_id,
+        created=True,
+        status=row["status"],
+        medium=row["medium"],
+        segments=row["segments"],
+        encoding=row["encoding"],
+        cost_minor=row["cost_minor"],
+        due_at=row["due_at"],
+    )
 
 
 def _check_account(session: Session, tenant: Tenant, account_id: int) -> None:
@@ -493,9 +523,9 @@ class _BulkWriter:
 
 def _recipients_for(
     session: Session, composer: Composer, chunk: list[Notification], result: BulkResult
-) -> dict[str, _Recipient]:
+) -> dict[str, Recipient]:
     """Recipients of a chunk in two queries (consumers, then their first phones)."""
-    out: dict[str, _Recipient] = {}
+    out: dict[str, Recipient] = {}
     consumer_ids = {n.consumer_id for n in chunk if n.phone is None and n.consumer_id is not None}
     consumers: dict[int, tuple[str, str]] = {}
     phones: dict[int, str] = {}
@@ -518,12 +548,12 @@ def _recipients_for(
     for n in chunk:
         try:
             if n.phone is not None:
-                out[n.idempotency_key] = _Recipient(
+                out[n.idempotency_key] = Recipient(
                     n.consumer_id, composer.phone(n.phone, n.idempotency_key), None, None
                 )
             elif n.consumer_id in consumers:
                 name, lang = consumers[n.consumer_id]
-                out[n.idempotency_key] = _Recipient(
+                out[n.idempotency_key] = Recipient(
                     n.consumer_id, phones.get(n.consumer_id), lang, name
                 )
             else:

@@ -76,6 +76,7 @@ def record_transaction(
     occurred_at: datetime | None = None,
     note: str | None = None,
 ) -> TransactionResult:
+    """Record the transaction and queue its confirmation in `session`'s transaction."""
     if kind not in SIGN:
         raise ServiceError(f"type {kind!r} is not one of: {', '.join(map(str, SIGN))}")
     reference = reference.strip()
@@ -89,39 +90,39 @@ def record_transaction(
     existing = session.scalar(_entry_for(tenant.id, reference))
     if existing is not None:
         return _replay(session, tenant, existing, account, kind, amount_minor, reference)
-    entry = LedgerEntry(
-        tenant_id=tenant.id,
-        account_id=account.id,
-        kind=kind,
-        amount_minor=SIGN[kind] * amount_minor,
-        balance_after_minor=0,  # set below, in this transaction
-        external_ref=reference,
-        note=note,
-        occurred_at=occurred_at or now,
-        created_at=now,
-    )
     try:
+        # The balance update and its ledger entry in one savepoint: a concurrent post with
+        # the same reference that committed first undoes both, and we answer as it did.
         with session.begin_nested():
+            # One statement, so concurrent posts to one account never lose an update.
+            balance = session.execute(
+                update(Account)
+                .where(Account.id == account.id)
+                .values(
+                    balance_minor=func.coalesce(Account.balance_minor, 0)
+                    + SIGN[kind] * amount_minor,
+                    dues_minor=_dues_after(kind, amount_minor),
+                )
+                .returning(Account.balance_minor)
+            ).scalar_one()
+            assert balance is not None
+            entry = LedgerEntry(
+                tenant_id=tenant.id,
+                account_id=account.id,
+                kind=kind,
+                amount_minor=SIGN[kind] * amount_minor,
+                balance_after_minor=balance,
+                external_ref=reference,
+                note=note,
+                occurred_at=occurred_at or now,
+                created_at=now,
+            )
             session.add(entry)
             session.flush()
     except IntegrityError:
-        # A concurrent post with the same reference committed first: answer as it did.
         existing = session.scalar(_entry_for(tenant.id, reference))
         assert existing is not None
         return _replay(session, tenant, existing, account, kind, amount_minor, reference)
-    # One statement, so concurrent posts to one account never lose an update.
-    balance = session.execute(
-        update(Account)
-        .where(Account.id == account.id)
-        .values(
-            balance_minor=func.coalesce(Account.balance_minor, 0) + SIGN[kind] * amount_minor,
-            dues_minor=_dues_after(kind, amount_minor),
-        )
-        .returning(Account.balance_minor)
-    ).scalar_one()
-    assert balance is not None
-    entry.balance_after_minor = balance
-    session.flush()
     queued: Queued | None = None
     error: str | None = None
     try:
@@ -143,6 +144,7 @@ def record_transaction(
                     account_id=account.id,
                 ),
                 now=now,
+                account_checked=True,
             )
     except (NotifyRefused, InsufficientCredit, NotFound) as exc:
         # The money is recorded whatever happens to the message; the answer says why no

@@ -92,7 +92,9 @@ def give_back_tokens(account: ChannelAccount, unused: int) -> None:
 def lock_account(session: Session, account_id: int) -> ChannelAccount | None:
     stmt = select(ChannelAccount).where(ChannelAccount.id == account_id)
     if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
+        # FOR NO KEY UPDATE: every transaction inserting a message holds KEY SHARE on its
+        # channel account (the foreign key); a plain FOR UPDATE would wait for all of them.
+        stmt = stmt.with_for_update(key_share=True)
     return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
 
 

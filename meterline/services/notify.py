@@ -9,9 +9,10 @@ forever, and holds its credit once.
 
 from __future__ import annotations
 
+import json
 import operator
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -109,6 +110,18 @@ def locale_context(tenant: Tenant, language: str) -> LocaleContext:
     )
 
 
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _data_json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, default=_json_default, ensure_ascii=False)
+
+
 def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
     """The data as stored with the message (re-rendering on fallback needs it)."""
     out: dict[str, Any] = {}
@@ -143,6 +156,10 @@ class Composer:
         self._specs: dict[str, KindSpec] = {}
         self._send_times: dict[tuple[datetime, bool, bool], datetime] = {}
         self._languages = frozenset(tenant.language_list)
+        # Plain copies: ORM attribute access costs more than the rest of a row in bulk.
+        self._tenant_id = tenant.id
+        self._org_name = tenant.name
+        self._default_language = tenant.default_language
 
     def spec(self, kind: str) -> KindSpec:
         found = self._specs.get(kind)
@@ -197,7 +214,7 @@ class Composer:
     def language(self, wanted: str | None) -> str:
         if wanted and wanted in self._languages:
             return wanted
-        return self.tenant.default_language
+        return self._default_language
 
     def row(
         self,
@@ -217,7 +234,7 @@ class Composer:
             if recipient.consumer_id is None:
                 raise NotifyRefused(f"{n.idempotency_key}: no phone number to send to")
             medium = Medium.inapp  # no phone on file: the inbox is all we can reach
-        data = {"org_name": self.tenant.name, **n.data}
+        data = {"org_name": self._org_name, **n.data}
         if recipient.name and "consumer_name" not in data:
             data["consumer_name"] = recipient.name
         source = self.templates.source(n.kind, medium, language)
@@ -258,7 +275,7 @@ class Composer:
                 if cost:
                     credit_state = CreditState.held
         return {
-            "tenant_id": self.tenant.id,
+            "tenant_id": self._tenant_id,
             "idempotency_key": n.idempotency_key,
             "batch_id": batch_id,
             "kind": n.kind,
@@ -271,7 +288,7 @@ class Composer:
             "to_address": address if medium is not Medium.inapp else None,
             "language": language,
             "body": body,
-            "data": _jsonable(n.data),
+            "data": n.data,  # as given: made JSON-safe by whoever writes it
             "encoding": encoding,
             "segments": segments,
             "cost_minor": cost,
@@ -341,6 +358,7 @@ def notify(
         notification, now=now, batch_id=batch_id, recipient=recipient, exact_parts=True
     )
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    row["data"] = _jsonable(row["data"])
     new_id = session.execute(
         dialect.insert(Message).values(row).on_conflict_do_nothing().returning(Message.id)
     ).scalar_one_or_none()
@@ -483,13 +501,15 @@ class _BulkWriter:
             f"INSERT INTO messages ({', '.join(columns)}) VALUES"
             f" ({', '.join([mark] * len(columns))}) ON CONFLICT DO NOTHING"
         )
-        procs = []
+        procs: list[tuple[int, Callable[[Any], Any], bool]] = []
         for i, name in enumerate(columns):
             column_type = table.c[name].type
             proc = column_type._cached_bind_processor(self.dialect)
-            if proc is not None:
-                # JSON values are dicts (unhashable, all different): never cached.
-                procs.append((i, proc, name != "data"))
+            if name == "data":
+                # One json.dumps per row, dates and Decimals as text, no second pass.
+                procs.append((i, _data_json, False))
+            elif proc is not None:
+                procs.append((i, proc, True))
         return sql, operator.itemgetter(*columns), procs
 
     def insert(self, rows: list[dict[str, Any]]) -> int | None:

@@ -75,5 +75,9 @@ def test_demo_sets_up_a_sandbox_channel_credit_and_reminders(tmp_path: Path) -> 
         totals = credit.totals(s, tenant.id)
     assert {m.kind for m in messages} == {"dues_reminder"} and len(messages) == DEMO_REMINDERS
     assert all(m.to_address and m.to_address.startswith("+91") for m in messages)
+    # The data is kept for re-rendering, dates as ISO text.
+    first = messages[0].data or {}
+    assert set(first) == {"account", "amount", "due_date"}
+    assert date.fromisoformat(first["due_date"]) < TODAY
     assert totals.balance_minor == DEMO_CREDIT_MINOR
     assert totals.held_minor == sum(m.cost_minor for m in messages) > 0

@@ -86,6 +86,38 @@ def tenant_create(
         _fail(exc.message)
 
 
+@tenant_app.command("quiet-hours")
+def tenant_quiet_hours(
+    slug: str,
+    start: Annotated[str | None, typer.Option(help="Non-urgent messages wait from (HH:MM)")] = None,
+    end: Annotated[str | None, typer.Option(help="... until (HH:MM), tenant's time zone")] = None,
+    promo_start: Annotated[str | None, typer.Option(help="Promotional window from")] = None,
+    promo_end: Annotated[str | None, typer.Option(help="Promotional window until")] = None,
+) -> None:
+    """Show or change a tenant's quiet hours (start == end switches a window off)."""
+    from meterline.services.tenants import get_tenant, set_quiet_hours
+
+    rt = _runtime()
+    try:
+        with rt.sessions() as session, session.begin():
+            tenant = set_quiet_hours(
+                session,
+                get_tenant(session, slug),
+                start=start,
+                end=end,
+                promo_start=promo_start,
+                promo_end=promo_end,
+            )
+            typer.echo(
+                f"quiet {tenant.quiet_start}-{tenant.quiet_end}, promotional"
+                f" {tenant.promo_quiet_start}-{tenant.promo_quiet_end} ({tenant.timezone})"
+            )
+    except ServiceError as exc:
+        _fail(exc.message)
+    finally:
+        rt.close()
+
+
 @tenant_app.command("list")
 def tenant_list() -> None:
     """List tenants."""

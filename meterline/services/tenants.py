@@ -91,3 +91,41 @@ def locale_for(language: str, country: str) -> Locale:
         return Locale.parse(f"{language}_{country}")
     except Exception:
         return Locale.parse(language)
+
+
+def set_quiet_hours(
+    session: Session,
+    tenant: Tenant,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    promo_start: str | None = None,
+    promo_end: str | None = None,
+) -> Tenant:
+    """Change the tenant's quiet hours ("HH:MM" in its time zone; start == end: none).
+
+    Messages already queued keep the time they were given; new ones follow the change.
+    """
+    from meterline.domain.quiet_hours import parse_hhmm
+
+    for name, value in (
+        ("start", start),
+        ("end", end),
+        ("promo_start", promo_start),
+        ("promo_end", promo_end),
+    ):
+        if value is not None:
+            try:
+                parse_hhmm(value)
+            except ValueError as exc:
+                raise ServiceError(f"quiet hours {name}: {exc}") from None
+    if start is not None:
+        tenant.quiet_start = start.strip()
+    if end is not None:
+        tenant.quiet_end = end.strip()
+    if promo_start is not None:
+        tenant.promo_quiet_start = promo_start.strip()
+    if promo_end is not None:
+        tenant.promo_quiet_end = promo_end.strip()
+    session.flush()
+    return tenant

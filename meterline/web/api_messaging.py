@@ -27,7 +27,7 @@ from meterline.services.inbox import inbox, mark_read
 from meterline.services.message_templates import save_template
 from meterline.services.notify import Notification, notify
 from meterline.services.status_callbacks import handle_callback
-from meterline.services.tenants import get_tenant
+from meterline.services.tenants import get_tenant, set_quiet_hours
 from meterline.services.transactions import record_transaction, to_minor
 from meterline.store import message_queries as mq
 from meterline.store.models import ChannelAccount, Tenant
@@ -313,6 +313,40 @@ def put_pricing(
             "sms_price_minor": account.sms_price_minor,
             "overdraft_minor": account.overdraft_minor,
             "max_sms_parts": account.max_sms_parts,
+        }
+
+
+# --- quiet hours ----------------------------------------------------------------------
+
+
+class QuietHoursIn(BaseModel):
+    start: str | None = Field(None, description="HH:MM in the tenant's time zone")
+    end: str | None = None
+    promo_start: str | None = None
+    promo_end: str | None = None
+
+
+@router.put("/quiet-hours")
+def put_quiet_hours(
+    request: Request,
+    payload: QuietHoursIn,
+    principal: Annotated[Principal, Depends(require(Role.admin))],
+) -> dict[str, Any]:
+    with _runtime(request).sessions() as session, session.begin():
+        tenant = set_quiet_hours(
+            session,
+            _tenant(session, principal),
+            start=payload.start,
+            end=payload.end,
+            promo_start=payload.promo_start,
+            promo_end=payload.promo_end,
+        )
+        return {
+            "start": tenant.quiet_start,
+            "end": tenant.quiet_end,
+            "promo_start": tenant.promo_quiet_start,
+            "promo_end": tenant.promo_quiet_end,
+            "timezone": tenant.timezone,
         }
 
 

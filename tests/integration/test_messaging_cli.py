@@ -84,3 +84,31 @@ def test_channel_credit_send_and_worker(database_url: str) -> None:
         database_url, "sms", "estimate", "Meeting at 5", "--tenant", "coop-one", "--json"
     )
     assert json.loads(out)["cost"] == "0.40 BDT"
+
+
+def test_quiet_hours_from_the_command_line(database_url: str) -> None:
+    assert (
+        cli(
+            database_url,
+            "tenant",
+            "create",
+            "coop-two",
+            "--name",
+            "Coop",
+            "--country",
+            "RU",
+            "--currency",
+            "RUB",
+            "--timezone",
+            "Europe/Moscow",
+        )[0]
+        == 0
+    )
+    code, out, _ = cli(database_url, "tenant", "quiet-hours", "coop-two")
+    assert code == 0 and out.strip() == "quiet 21:00-08:00, promotional 00:00-06:00 (Europe/Moscow)"
+    code, out, _ = cli(
+        database_url, "tenant", "quiet-hours", "coop-two", "--start", "22:30", "--end", "07:00"
+    )
+    assert code == 0 and out.startswith("quiet 22:30-07:00")
+    code, _, err = cli(database_url, "tenant", "quiet-hours", "coop-two", "--end", "7")
+    assert code == 1 and "quiet hours end: time of day '7' is not HH:MM" in err

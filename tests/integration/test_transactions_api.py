@@ -63,11 +63,12 @@ def coop(runtime: Runtime) -> dict[str, Any]:
         credit.top_up(s, t.id, 100_00, by="test")
         _, operator_key = create_api_key(s, t, "books", Role.operator)
         _, viewer_key = create_api_key(s, t, "reader", Role.viewer)
+        _, admin_key = create_api_key(s, t, "admin", Role.admin)
         other = create_tenant(
             s, slug="other", name="Other", country="BD", currency="BDT", timezone="Asia/Dhaka"
         )
         _, other_key = create_api_key(s, other, "x", Role.operator)
-    return {"key": operator_key, "viewer": viewer_key, "other": other_key}
+    return {"key": operator_key, "viewer": viewer_key, "admin": admin_key, "other": other_key}
 
 
 @pytest.fixture
@@ -245,3 +246,43 @@ def test_the_inbox_has_every_message_and_tracks_read(client, runtime, coop) -> N
         ).status_code
         == 404
     )
+
+
+def test_quiet_hours_are_set_per_tenant_and_hold_non_urgent_sends(client, runtime, coop) -> None:
+    from datetime import UTC, datetime
+
+    from meterline.services.notify import Notification, notify
+    from meterline.services.tenants import get_tenant
+
+    admin = {"X-API-Key": coop["admin"]}
+    bad = client.put("/api/v1/quiet-hours", json={"start": "25:00"}, headers=admin)
+    assert bad.status_code == 422 and "'25:00'" in bad.json()["detail"]
+    assert (
+        client.put(
+            "/api/v1/quiet-hours", json={"start": "20:00"}, headers={"X-API-Key": coop["key"]}
+        ).status_code
+        == 403
+    )
+    ok = client.put("/api/v1/quiet-hours", json={"start": "20:00", "end": "09:00"}, headers=admin)
+    assert ok.json() == {
+        "start": "20:00",
+        "end": "09:00",
+        "promo_start": "00:00",
+        "promo_end": "06:00",
+        "timezone": "Asia/Dhaka",
+    }
+    evening = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)  # 20:30 in Dhaka
+    with runtime.sessions() as s, s.begin():
+        t = get_tenant(s, "shapla")
+        queued = notify(
+            s,
+            t,
+            Notification(
+                kind="custom",
+                data={"text": "AGM on Friday"},
+                idempotency_key="agm",
+                phone="01712345678",
+            ),
+            now=evening,
+        )
+    assert queued.due_at == datetime(2026, 3, 11, 3, 0, tzinfo=UTC)  # 09:00 in Dhaka

@@ -39,7 +39,6 @@ def sms_estimate(
 ) -> None:
     """Encoding (GSM-7 / UCS-2), characters, segments and cost of a text."""
     from meterline.services import credit
-    from meterline.web.api_messaging import estimate_view
 
     price, parts, currency = 0, 10, ""
     if tenant:
@@ -56,7 +55,7 @@ def sms_estimate(
             _fail(exc.message)
         finally:
             rt.close()
-    view = estimate_view(text, price, parts, currency or "XXX")
+    view = credit.estimate_view(text, price, parts, currency or "XXX")
     if not tenant:
         view.pop("cost", None)
         view["currency"] = None
@@ -201,9 +200,7 @@ def credit_pricing(
             t = get_tenant(session, tenant)
 
             def minor(v: str | None) -> int | None:
-                if v is None:
-                    return None
-                return 0 if v.strip().strip("0.") == "" else to_minor(v, t.currency)
+                return None if v is None else to_minor(v, t.currency, allow_zero=True)
 
             account = credit.set_pricing(
                 session,

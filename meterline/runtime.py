@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,14 +17,12 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     # For reads alone (authentication, listings): on SQLite they skip the write queue.
-    read_sessions: sessionmaker[Session] | None = None
+    read_sessions: sessionmaker[Session] = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.read_sessions is None:
-            self.read_sessions = make_session_factory(self.engine, read_only=True)
+        self.read_sessions = make_session_factory(self.engine, read_only=True)
 
     def reader(self) -> Session:
-        assert self.read_sessions is not None
         return self.read_sessions()
 
     def close(self) -> None:

@@ -10,11 +10,13 @@ ledger entry carrying the totals after it, so the ledger can be audited line by 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from babel.numbers import get_currency_precision
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from meterline.domain import sms as sms_rules
 from meterline.domain.enums import CreditEntryKind
 from meterline.services.errors import ServiceError
 from meterline.store.models import CreditAccount, CreditEntry, Tenant
@@ -241,3 +243,23 @@ def ledger(session: Session, tenant_id: int, limit: int = 100) -> list[CreditEnt
             .limit(limit)
         )
     )
+
+
+def estimate_view(text: str, price_minor: int, max_parts: int, currency: str) -> dict[str, Any]:
+    """The estimate as the API, the CLI and the console's compose box show it."""
+    encoding, segments = sms_rules.segment_count(text)
+    cost = segments * price_minor
+    body: dict[str, Any] = {
+        "encoding": str(encoding),
+        "characters": len(text),
+        "segments": segments,
+        "max_parts": max_parts,
+        "price_per_segment_minor": price_minor,
+        "cost_minor": cost,
+        "cost": money_text(cost, currency),
+        "currency": currency,
+        "too_long": segments > max_parts,
+    }
+    if segments > max_parts:
+        body["error"] = str(sms_rules.SmsTooLong(segments, max_parts))
+    return body

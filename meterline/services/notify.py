@@ -18,12 +18,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from meterline.domain import sms as sms_rules
+from meterline.domain.cells import CellError, parse_phones
 from meterline.domain.enums import ContactKind, CreditState, Medium, MessageStatus
 from meterline.domain.notification_kinds import KindSpec, UnknownKind, kind_spec
 from meterline.domain.quiet_hours import Window, earliest_send
@@ -40,6 +39,7 @@ from meterline.store.models import (
     Message,
     Tenant,
 )
+from meterline.store.upsert import insert_or_nothing
 
 BULK_CHUNK = 5000
 # Compiled templates are cached per source text; one renderer serves every call.
@@ -160,6 +160,7 @@ class Composer:
         self._tenant_id = tenant.id
         self._org_name = tenant.name
         self._default_language = tenant.default_language
+        self._region = tenant.phone_region
 
     def spec(self, kind: str) -> KindSpec:
         found = self._specs.get(kind)
@@ -200,16 +201,16 @@ class Composer:
         return found
 
     def phone(self, raw: str, key: str) -> str:
+        """One mobile number as E.164, read as the importer reads a sheet's phone cell."""
         try:
-            parsed = phonenumbers.parse(raw, self.tenant.phone_region)
-        except phonenumbers.NumberParseException:
-            parsed = None
-        if parsed is None or not phonenumbers.is_valid_number(parsed):
+            numbers = parse_phones(raw, self._region)
+        except CellError as exc:
             raise NotifyRefused(
-                f"{key}: phone number {raw!r} is not a valid number"
-                f" (read in region {self.tenant.phone_region})"
-            )
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+                f"{key}: phone number {raw!r} is not a valid number ({exc})"
+            ) from None
+        if len(numbers) != 1:
+            raise NotifyRefused(f"{key}: give one phone number, not {raw!r}")
+        return numbers[0]
 
     def language(self, wanted: str | None) -> str:
         if wanted and wanted in self._languages:
@@ -315,7 +316,15 @@ def _recipient(session: Session, composer: Composer, n: Notification) -> Recipie
         return Recipient(n.consumer_id, composer.phone(n.phone, n.idempotency_key), None, None)
     if n.consumer_id is None:
         raise NotifyRefused(f"{n.idempotency_key}: give a consumer or a phone number")
-    # The consumer and their first phone (primary first) in one query.
+    found = _consumers(session, composer.tenant.id, {n.consumer_id}).get(n.consumer_id)
+    if found is None:
+        raise NotFound(f"{n.idempotency_key}: no consumer {n.consumer_id}")
+    return found
+
+
+def _consumers(session: Session, tenant_id: int, ids: set[int]) -> dict[int, Recipient]:
+    """The tenant's consumers among `ids`, each with their first phone (primary first),
+    in one query."""
     phone = (
         select(ContactPoint.value)
         .where(ContactPoint.consumer_id == Consumer.id, ContactPoint.kind == ContactKind.phone)
@@ -323,15 +332,12 @@ def _recipient(session: Session, composer: Composer, n: Notification) -> Recipie
         .limit(1)
         .scalar_subquery()
     )
-    found = session.execute(
-        select(Consumer.name, Consumer.preferred_language, phone).where(
-            Consumer.id == n.consumer_id, Consumer.tenant_id == composer.tenant.id
+    rows = session.execute(
+        select(Consumer.id, Consumer.name, Consumer.preferred_language, phone).where(
+            Consumer.tenant_id == tenant_id, Consumer.id.in_(ids)
         )
-    ).one_or_none()
-    if found is None:
-        raise NotFound(f"{n.idempotency_key}: no consumer {n.consumer_id}")
-    name, language, number = found
-    return Recipient(n.consumer_id, number, language, name)
+    )
+    return {cid: Recipient(cid, number, language, name) for cid, name, language, number in rows}
 
 
 def notify(
@@ -357,10 +363,9 @@ def notify(
     row = composer.row(
         notification, now=now, batch_id=batch_id, recipient=recipient, exact_parts=True
     )
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     row["data"] = _jsonable(row["data"])
     new_id = session.execute(
-        dialect.insert(Message).values(row).on_conflict_do_nothing().returning(Message.id)
+        insert_or_nothing(session, Message).values(row).returning(Message.id)
     ).scalar_one_or_none()
     if new_id is None:  # the key was used before: that message, unchanged
         message = session.scalars(
@@ -544,27 +549,10 @@ class _BulkWriter:
 def _recipients_for(
     session: Session, composer: Composer, chunk: list[Notification], result: BulkResult
 ) -> dict[str, Recipient]:
-    """Recipients of a chunk in two queries (consumers, then their first phones)."""
+    """Recipients of a chunk, its consumers looked up in one query."""
     out: dict[str, Recipient] = {}
     consumer_ids = {n.consumer_id for n in chunk if n.phone is None and n.consumer_id is not None}
-    consumers: dict[int, tuple[str, str]] = {}
-    phones: dict[int, str] = {}
-    if consumer_ids:
-        for cid, name, lang in session.execute(
-            select(Consumer.id, Consumer.name, Consumer.preferred_language).where(
-                Consumer.tenant_id == composer.tenant.id, Consumer.id.in_(consumer_ids)
-            )
-        ):
-            consumers[cid] = (name, lang)
-        for cid, value in session.execute(
-            select(ContactPoint.consumer_id, ContactPoint.value)
-            .where(
-                ContactPoint.consumer_id.in_(consumer_ids),
-                ContactPoint.kind == ContactKind.phone,
-            )
-            .order_by(ContactPoint.consumer_id, ContactPoint.is_primary.desc(), ContactPoint.id)
-        ):
-            phones.setdefault(cid, value)
+    consumers = _consumers(session, composer.tenant.id, consumer_ids) if consumer_ids else {}
     for n in chunk:
         try:
             if n.phone is not None:
@@ -572,10 +560,7 @@ def _recipients_for(
                     n.consumer_id, composer.phone(n.phone, n.idempotency_key), None, None
                 )
             elif n.consumer_id in consumers:
-                name, lang = consumers[n.consumer_id]
-                out[n.idempotency_key] = Recipient(
-                    n.consumer_id, phones.get(n.consumer_id), lang, name
-                )
+                out[n.idempotency_key] = consumers[n.consumer_id]
             else:
                 raise NotifyRefused(f"{n.idempotency_key}: no consumer {n.consumer_id}")
         except NotifyRefused as exc:

@@ -47,14 +47,17 @@ class TransactionResult:
     message_error: str | None
 
 
-def to_minor(amount: str | int | Decimal, currency: str) -> int:
-    """'1234.5' INR -> 123450; refuses floats' imprecision by taking text or Decimal."""
+def to_minor(amount: str | int | Decimal, currency: str, *, allow_zero: bool = False) -> int:
+    """'1234.5' INR -> 123450; refuses floats' imprecision by taking text or Decimal.
+
+    Amounts of money moved must be positive; prices and limits may be zero (`allow_zero`).
+    """
     digits = get_currency_precision(currency)
     try:
         value = Decimal(str(amount).strip())
     except InvalidOperation:
         raise ServiceError(f"amount {amount!r} is not a number") from None
-    if not value.is_finite() or value <= 0:
+    if not value.is_finite() or value < 0 or (value == 0 and not allow_zero):
         raise ServiceError(f"amount {amount!r} must be a positive number")
     scaled = value.scaleb(digits)
     if scaled != scaled.to_integral_value():

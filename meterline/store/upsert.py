@@ -14,10 +14,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
+def insert_or_nothing(session: Session, model: Any) -> Any:
+    """The database's own INSERT ... ON CONFLICT DO NOTHING for `model` (add .returning())."""
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(model).on_conflict_do_nothing()
+
+
 def insert_ignoring_conflicts(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(model).on_conflict_do_nothing()
-    session.execute(stmt, list(rows))
+    if rows:
+        session.execute(insert_or_nothing(session, model), list(rows))

@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from meterline.channels.base import BadCallback, CallbackRequest, ChannelConfigError, ForgedCallback
-from meterline.domain import sms as sms_rules
 from meterline.domain.enums import LedgerKind, Medium, MessageStatus, Role
 from meterline.runtime import Runtime
 from meterline.services import credit
@@ -56,26 +55,6 @@ class EstimateIn(BaseModel):
     text: str
 
 
-def estimate_view(text: str, price_minor: int, max_parts: int, currency: str) -> dict[str, Any]:
-    """The estimate as the API, the CLI and the console's compose box show it."""
-    encoding, segments = sms_rules.segment_count(text)
-    cost = segments * price_minor
-    body: dict[str, Any] = {
-        "encoding": str(encoding),
-        "characters": len(text),
-        "segments": segments,
-        "max_parts": max_parts,
-        "price_per_segment_minor": price_minor,
-        "cost_minor": cost,
-        "cost": credit.money_text(cost, currency),
-        "currency": currency,
-        "too_long": segments > max_parts,
-    }
-    if segments > max_parts:
-        body["error"] = str(sms_rules.SmsTooLong(segments, max_parts))
-    return body
-
-
 @router.post("/sms/estimate")
 def sms_estimate(
     request: Request,
@@ -86,7 +65,7 @@ def sms_estimate(
         tenant = _tenant(session, principal)
         account = credit.credit_account(session, tenant.id)
         session.commit()
-        return estimate_view(
+        return credit.estimate_view(
             payload.text, account.sms_price_minor, account.max_sms_parts, tenant.currency
         )
 
@@ -298,9 +277,7 @@ def put_pricing(
         tenant = _tenant(session, principal)
 
         def minor(v: str | None) -> int | None:
-            if v is None:
-                return None
-            return 0 if v.strip() in ("0", "0.0", "0.00") else to_minor(v, tenant.currency)
+            return None if v is None else to_minor(v, tenant.currency, allow_zero=True)
 
         account = credit.set_pricing(
             session,

@@ -36,7 +36,6 @@ from meterline.services.transactions import to_minor
 from meterline.store import message_queries as mq
 from meterline.store.models import Consumer, Message, Tenant
 from meterline.store.queries import ascii_digits, phone_query
-from meterline.web.api_messaging import estimate_view
 from meterline.web.console import (
     ConsoleError,
     ConsoleUser,
@@ -476,7 +475,7 @@ def _compose_page(
         tenant = session.get(Tenant, user.tenant_id)
         assert tenant is not None
         ctx = _compose_context(session, tenant)
-    estimate = estimate_view(
+    estimate = credit.estimate_view(
         ctx.body(form.get("text", "")), ctx.price_minor, ctx.max_parts, user.currency
     )
     return _render(
@@ -570,7 +569,9 @@ def compose_send(
                 tenant = session.get(Tenant, user.tenant_id)
                 assert tenant is not None
                 ctx = _compose_context(session, tenant)
-            est = estimate_view(ctx.body(text), ctx.price_minor, ctx.max_parts, user.currency)
+            est = credit.estimate_view(
+                ctx.body(text), ctx.price_minor, ctx.max_parts, user.currency
+            )
             fmt = formatter(user)
             message = tr.gettext(
                 "Not enough messaging credit: this message costs %(cost)s and %(available)s"
@@ -593,7 +594,7 @@ def _too_long(request: Request, user: ConsoleUser, text: str) -> str | None:
         tenant = session.get(Tenant, user.tenant_id)
         assert tenant is not None
         ctx = _compose_context(session, tenant)
-    est = estimate_view(ctx.body(text), ctx.price_minor, ctx.max_parts, user.currency)
+    est = credit.estimate_view(ctx.body(text), ctx.price_minor, ctx.max_parts, user.currency)
     if not est["too_long"]:
         return None
     tr = translations(user.language)

@@ -154,6 +154,7 @@ class Dispatcher:
         """One round over every channel account with due messages."""
         report = RoundReport()
         now = self.clock()
+        self._tenants.clear()  # quiet hours may have changed since the last round
         with self.sessions() as session:
             account_ids = outbox.due_accounts(session, now)
         for account_id in account_ids:

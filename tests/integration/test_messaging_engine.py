@@ -460,3 +460,22 @@ def test_bulk_notify_holds_once_and_lists_what_it_refused(runtime, tenant) -> No
         )
     with runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Message)) == 40
+
+
+def test_a_running_worker_follows_changed_quiet_hours(runtime, tenant, standin) -> None:
+    from meterline.services.tenants import set_quiet_hours
+
+    setup_sms(runtime, tenant, sms_http_config(standin))
+    mid = queue(runtime, tenant, custom("notice", phone="9811111111"))
+    standin.fail_next(2, status=503, to="+919811111111")
+    clock = Clock(NOON_IST)
+    d = dispatcher(runtime, clock)
+    import asyncio
+
+    asyncio.run(d.run_once())  # fails, retry in seconds: it is midday
+    with runtime.sessions() as s, s.begin():
+        set_quiet_hours(s, s.get(Tenant, tenant.id), start="12:00", end="13:00")
+    clock.now += timedelta(seconds=5)
+    asyncio.run(d.run_once())  # fails again: the retry must wait for 13:00 now
+    asyncio.run(d.aclose())
+    assert message(runtime, mid).due_at == datetime(2026, 3, 10, 7, 30, tzinfo=UTC)

@@ -7,72 +7,32 @@ served by uvicorn on a free loopback port. Screenshots go to artifacts/screensho
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from meterline.domain.enums import Role
 from meterline.runtime import Runtime
 from meterline.services.security import create_operator
 from meterline.services.tenants import get_tenant
 from meterline.web.app import create_app
+from tests.support.browser import ARGS, BROWSER_MARKS, CHROMIUM, SHOTS, serving
 from tests.support.sheets import write_xlsx
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 PASSWORD = "correct horse battery"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and not os.environ.get("CI"),
-        reason="/usr/bin/chromium is missing: apt-get install chromium (required in CI)",
-    ),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 def base_url(runtime: Runtime, tenant) -> Iterator[str]:  # type: ignore[no-untyped-def]
     with runtime.sessions() as s, s.begin():
         create_operator(s, get_tenant(s, tenant.slug), "asha", PASSWORD, Role.operator, "en")
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(runtime)) as url:
+        yield url
 
 
 def _sheet(path: Path) -> Path:

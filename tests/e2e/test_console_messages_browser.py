@@ -8,17 +8,12 @@ served by uvicorn on a free loopback port. Screenshots go to artifacts/screensho
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-import uvicorn
 
 from meterline.domain.enums import Medium, Role
 from meterline.runtime import Runtime
@@ -30,36 +25,13 @@ from meterline.services.notify import Notification, notify
 from meterline.services.security import create_operator
 from meterline.services.tenants import get_tenant
 from meterline.web.app import create_app
+from tests.support.browser import ARGS, BROWSER_MARKS, CHROMIUM, SHOTS, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 PASSWORD = "correct horse battery"
 GREETING = "শুভ নববর্ষ"  # short: one UCS-2 part with the organisation's name
 NOTICE = ", আগামীকাল সকাল ১০টা থেকে দুপুর ১২টা পর্যন্ত বিদ্যুৎ থাকবে না।"  # makes it two
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and not os.environ.get("CI"),
-        reason="/usr/bin/chromium is missing: apt-get install chromium (required in CI)",
-    ),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = BROWSER_MARKS
 
 
 def _deliver(runtime: Runtime) -> None:
@@ -99,20 +71,8 @@ def base_url(runtime: Runtime, tenant) -> Iterator[str]:  # type: ignore[no-unty
                 now=datetime.now(UTC),
             )
     _deliver(runtime)
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(runtime)) as url:
+        yield url
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -202,7 +202,12 @@ class OutboundMessage:
     segments: int = 1
     encoding: str | None = None  # "GSM-7" / "UCS-2" for SMS
     callback_url: str | None = None  # where the provider should post status callbacks
-    extra: Mapping[str, Any] = field(default_factory=dict)  # channel-specific (templates ...)
+    # Channel-specific inputs, filled by the dispatcher:
+    #   "data":    the notification's variables as stored with the message (JSON-safe), for
+    #              providers that render their own templates (WhatsApp template parameters);
+    #   "details": the contact point's details (a Web Push subscription's keys, the time of
+    #              the customer's last WhatsApp message ...).
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -212,6 +217,10 @@ class SendResult:
     error_code: str | None = None
     error_text: str | None = None
     retry_after: float | None = None  # seconds, when the provider said how long to wait
+    # The provider says this address cannot be reached on this channel at all (WhatsApp
+    # 131026, a Telegram chat that blocked the bot, a Web Push subscription gone with 404/410):
+    # the dispatcher remembers it on the contact point so later messages skip the channel.
+    unreachable: bool = False
 
 
 @dataclass(frozen=True)
@@ -222,6 +231,7 @@ class StatusUpdate:
     error_code: str | None = None
     error_text: str | None = None
     outcome: Outcome | None = None  # for failed: what the error means (from ERRORS)
+    unreachable: bool = False  # for failed: as SendResult.unreachable
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ def coop(runtime: Runtime) -> dict[str, Any]:
             timezone="Asia/Dhaka",
             kind=TenantKind.cooperative,
         )
+        # No quiet hours: these tests send on the real clock, at any hour CI runs them.
+        t.quiet_start = t.quiet_end = "00:00"
         c = Consumer(tenant_id=t.id, name="রহিম উদ্দিন", preferred_language="bn")
         s.add(c)
         s.flush()

@@ -16,12 +16,12 @@ from pydantic import BaseModel, Field
 
 from meterline.domain.enums import Role
 from meterline.runtime import Runtime
+from meterline.services.errors import ServiceError
 from meterline.services.push_subscriptions import (
     remove_subscription,
     save_subscription,
     vapid_public_key,
 )
-from meterline.services.errors import ServiceError
 from meterline.web.auth import Principal, require
 
 router = APIRouter(prefix="/api/v1/push")

@@ -57,14 +57,16 @@ def save_subscription(
     consumer_id: int | None = None,
     account_number: str | None = None,
     language: str | None = None,
+    allow_local: bool = False,
 ) -> Saved:
     """Save a browser's ``PushSubscription`` JSON for a consumer (idempotent by endpoint).
 
     ``language``, when given, is the language the consumer uses the app in: it becomes
-    their preferred language, so pushes (and other messages) come in it.
+    their preferred language, so pushes (and other messages) come in it. Endpoints on
+    local or private addresses are refused unless ``allow_local`` (tests, development).
     """
     try:
-        endpoint = check_endpoint(subscription.get("endpoint"))
+        endpoint = check_endpoint(subscription.get("endpoint"), allow_local=allow_local)
         keys = subscription.get("keys")
         if not isinstance(keys, Mapping):
             raise ValueError("keys is missing (keys.p256dh and keys.auth)")

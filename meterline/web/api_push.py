@@ -60,6 +60,7 @@ def post_subscription(
             consumer_id=payload.consumer_id,
             account_number=payload.account_number,
             language=payload.language,
+            allow_local=_runtime(request).settings.push_allow_local_endpoints,
         )
     body = {
         "contact_id": saved.contact_id,

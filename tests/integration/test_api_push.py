@@ -73,6 +73,7 @@ def world(runtime: Runtime, tenant: Tenant, vapid: VapidKeys) -> dict[str, Any]:
 
 @pytest.fixture
 def api(runtime: Runtime) -> Iterator[str]:
+    runtime.settings.push_allow_local_endpoints = True  # the stand-in is on 127.0.0.1
     with ThreadedServer(create_app(runtime), name="meterline-api") as server:
         yield server.url
 
@@ -142,6 +143,7 @@ def test_save_resave_and_remove_a_subscription(
     [
         ({"endpoint": "not a url"}, "endpoint must be an https:// URL"),
         ({"endpoint": "ftp://push.example/x"}, "endpoint must be an https:// URL"),
+        ({"endpoint": "http://fcm.googleapis.com/fcm/send/x"}, "must be an https:// URL"),
         ({"keys": None}, "keys is missing"),
         ({"keys": {"auth": "AAAAAAAAAAAAAAAAAAAAAA"}}, "keys.p256dh is missing"),
         ({"keys": {"p256dh": "not base64!", "auth": "x"}}, "keys.p256dh is not base64url"),
@@ -227,3 +229,34 @@ def test_who_and_which_tenant(
     other = call("DELETE", f"{api}{PATH}", world["other"], json={"endpoint": sub["endpoint"]})
     assert other.json() == {"removed": 0}
     assert len(webpush_contacts(runtime)) == 1
+
+
+def test_local_endpoints_are_refused_unless_the_setting_allows_them(
+    runtime: Runtime, api: str, world: dict[str, Any], push: PushStandin, vapid: VapidKeys
+) -> None:
+    runtime.settings.push_allow_local_endpoints = False
+    keys = push.subscribe(vapid.public_key)["keys"]
+    for endpoint in (
+        "https://127.0.0.1/push/x",
+        "https://localhost/push/x",
+        "https://10.0.0.7/push/x",
+        "https://[::1]/push/x",
+        "https://169.254.169.254/latest/meta-data",
+        "http://127.0.0.1:9/push/x",
+    ):
+        body = {
+            "consumer_id": world["consumer"],
+            "subscription": {"endpoint": endpoint, "keys": keys},
+        }
+        answer = call("POST", f"{api}{PATH}", world["key"], json=body)
+        assert answer.status_code == 422, endpoint
+        assert "local or private address" in answer.json()["detail"], endpoint
+    public = {"endpoint": "https://fcm.googleapis.com/fcm/send/abc:APA91b", "keys": keys}
+    answer = call(
+        "POST",
+        f"{api}{PATH}",
+        world["key"],
+        json={"consumer_id": world["consumer"], "subscription": public},
+    )
+    assert answer.status_code == 201
+    assert [c.value for c in webpush_contacts(runtime)] == [public["endpoint"]]

@@ -76,7 +76,9 @@ def world(
             )
         )
         s.add(ContactPoint(tenant_id=tenant.id, consumer_id=asha.id, kind="telegram", value=CHAT))
-        save_subscription(s, tenant.id, subscription=subscription, consumer_id=asha.id)
+        save_subscription(
+            s, tenant.id, subscription=subscription, consumer_id=asha.id, allow_local=True
+        )
         bot = add_channel_account(
             s,
             tenant.id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -80,17 +81,36 @@ def check_subscription_keys(p256dh: object, auth: object) -> SubscriptionKeys:
     return SubscriptionKeys(b64url(point), b64url(secret))
 
 
-def check_endpoint(endpoint: object) -> str:
-    """A push subscription endpoint: an absolute https URL (http only for localhost)."""
+def _is_local(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def check_endpoint(endpoint: object, *, allow_local: bool = True) -> str:
+    """A push subscription endpoint: an absolute https URL of a push service.
+
+    We POST to whatever endpoint is saved, so saving one that names a local or private
+    address (``allow_local=False``) is refused: it would let a caller make the server
+    call itself. Plain http is accepted only for such local addresses, when allowed
+    (a stand-in push service in tests and development).
+    """
     if not isinstance(endpoint, str) or not endpoint.strip():
         raise ValueError("endpoint is missing")
     value = endpoint.strip()
     if len(value) > 500:
         raise ValueError("endpoint is longer than 500 characters")
     parts = urlsplit(value)
-    local = parts.hostname in ("localhost", "127.0.0.1", "::1")
-    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and local)):
+    host = parts.hostname or ""
+    local = bool(host) and _is_local(host)
+    if not host or not (parts.scheme == "https" or (parts.scheme == "http" and local)):
         raise ValueError("endpoint must be an https:// URL of the browser's push service")
+    if local and not allow_local:
+        raise ValueError("endpoint names a local or private address, not a push service")
     return value
 
 

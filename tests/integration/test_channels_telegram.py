@@ -122,6 +122,22 @@ async def test_a_chat_that_cannot_be_reached_falls_back_and_is_unreachable(
     assert result.error_text == text
 
 
+async def test_a_group_that_became_a_supergroup_names_its_new_id(
+    tg: TelegramStandin, http: httpx.AsyncClient
+) -> None:
+    tg.chat("-4001", "migrated")
+    result = await telegram(tg, http).send(message("-4001"))
+    assert (result.outcome, result.unreachable, result.error_code) == (
+        Outcome.fallback,
+        True,
+        "chat_migrated",
+    )
+    assert result.error_text == (
+        "Bad Request: group chat was upgraded to a supergroup chat;"
+        " the chat's new id is -1001234567890"
+    )
+
+
 async def test_429_retries_after_telegrams_retry_after_and_holds_the_chat(
     tg: TelegramStandin, http: httpx.AsyncClient
 ) -> None:

@@ -7,7 +7,7 @@ api.telegram.org. A path whose token is not the bot's is answered 401 ``Unauthor
 a path that is no token at all 404 ``Not Found``, as Telegram does.
 
 Each chat id can be told how to answer: ``ok`` (default), ``blocked``, ``deactivated``,
-``kicked``, ``not_found``, ``rate_limited`` (with ``retry_after``), ``server_error``, or
+``kicked``, ``not_found``, ``migrated``, ``rate_limited`` (with ``retry_after``), ``server_error``, or
 ``slow`` (answers ok after ``delay`` seconds). Every request that reached a chat is kept
 in ``received`` with the time it arrived.
 
@@ -144,6 +144,12 @@ class TelegramStandin:
                 429,
                 f"Too Many Requests: retry after {behaviour.retry_after}",
                 parameters={"retry_after": behaviour.retry_after},
+            )
+        if behaviour.mode == "migrated":
+            return _error(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                parameters={"migrate_to_chat_id": -1001234567890},
             )
         if behaviour.mode in ERRORS:
             return _error(*ERRORS[behaviour.mode])

@@ -243,6 +243,16 @@ class TelegramChannel(Channel):
             return SendResult(
                 Outcome.fallback, error_code="403", error_text=description, unreachable=True
             )
+        parameters = data.get("parameters")
+        moved = parameters.get("migrate_to_chat_id") if isinstance(parameters, dict) else None
+        if code == 400 and isinstance(moved, int):
+            # A group became a supergroup: the old id is dead, the contact needs the new one.
+            return SendResult(
+                Outcome.fallback,
+                error_code="chat_migrated",
+                error_text=f"{description}; the chat's new id is {moved}",
+                unreachable=True,
+            )
         if code == 400 and _GONE_CHAT.search(description):
             return SendResult(
                 Outcome.fallback,

@@ -7,8 +7,8 @@ api.telegram.org. A path whose token is not the bot's is answered 401 ``Unauthor
 a path that is no token at all 404 ``Not Found``, as Telegram does.
 
 Each chat id can be told how to answer: ``ok`` (default), ``blocked``, ``deactivated``,
-``kicked``, ``not_found``, ``migrated``, ``rate_limited`` (with ``retry_after``), ``server_error``, or
-``slow`` (answers ok after ``delay`` seconds). Every request that reached a chat is kept
+``kicked``, ``not_found``, ``migrated``, ``too_long``, ``rate_limited`` (with
+``retry_after``), ``server_error``, or ``slow`` (answers ok after ``delay`` seconds). Every request that reached a chat is kept
 in ``received`` with the time it arrived.
 
     with TelegramStandin() as tg:

@@ -8,8 +8,8 @@ a path that is no token at all 404 ``Not Found``, as Telegram does.
 
 Each chat id can be told how to answer: ``ok`` (default), ``blocked``, ``deactivated``,
 ``kicked``, ``not_found``, ``migrated``, ``too_long``, ``rate_limited`` (with
-``retry_after``), ``server_error``, or ``slow`` (answers ok after ``delay`` seconds). Every request that reached a chat is kept
-in ``received`` with the time it arrived.
+``retry_after``), ``server_error``, or ``slow`` (answers ok after ``delay`` seconds).
+Every request that reached a chat is kept in ``received`` with the time it arrived.
 
     with TelegramStandin() as tg:
         tg.chat("555", "blocked")

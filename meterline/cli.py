@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from meterline.cli_push import push_app
 from meterline.domain.enums import Role, TenantKind
 from meterline.runtime import Runtime
 from meterline.services.errors import ServiceError
@@ -25,6 +26,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(push_app, name="push")
 
 
 def _fail(message: str, code: int = 1) -> None:

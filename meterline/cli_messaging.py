@@ -101,7 +101,9 @@ def channel_add(
     tenant: Annotated[str, typer.Option(help="Tenant slug")],
     config: Annotated[str, typer.Option(help="Settings as JSON; secrets as env:NAME")] = "{}",
     medium: Annotated[Medium | None, typer.Option(help="Override the type's medium")] = None,
-    rate: Annotated[float, typer.Option(help="Messages per second at most")] = 50.0,
+    rate: Annotated[
+        float | None, typer.Option(help="Messages per second at most (default: the type's)")
+    ] = None,
     default: Annotated[bool, typer.Option(help="The tenant's default for its medium")] = True,
 ) -> None:
     """Add a provider account to a tenant."""

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     dispatch_concurrency: int = 256
     dispatch_claim_seconds: float = 60.0
     dispatch_max_attempts: int = 6
+    # Accept browser push subscriptions whose endpoint is a local or private address (a
+    # stand-in push service in development and tests); never in production.
+    push_allow_local_endpoints: bool = False
 
     def resolved_database_url(self) -> str:
         return self.database_url or default_database_url()

@@ -12,10 +12,20 @@ from meterline.channels.base import Channel, ChannelConfigError
 from meterline.channels.inapp import InAppChannel
 from meterline.channels.sandbox import SandboxChannel
 from meterline.channels.sms_http import SmsHttpChannel
+from meterline.channels.telegram import TelegramChannel
 from meterline.channels.twilio import TwilioChannel
+from meterline.channels.webpush import WebPushChannel
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {
-    cls.type_name: cls for cls in (SandboxChannel, InAppChannel, SmsHttpChannel, TwilioChannel)
+    cls.type_name: cls
+    for cls in (
+        SandboxChannel,
+        InAppChannel,
+        SmsHttpChannel,
+        TwilioChannel,
+        TelegramChannel,
+        WebPushChannel,
+    )
 }
 
 

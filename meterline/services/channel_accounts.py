@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from meterline.channels.base import Channel, ChannelConfigError
 from meterline.channels.registry import CHANNEL_TYPES, build_channel
+from meterline.channels.telegram import DEFAULT_RATE_PER_SECOND as TELEGRAM_RATE_PER_SECOND
+from meterline.channels.telegram import TelegramChannel
 from meterline.domain.enums import Medium
 from meterline.services.errors import Conflict, NotFound, ServiceError
 from meterline.store.models import ChannelAccount
@@ -21,7 +23,13 @@ MEDIUM_OF_TYPE = {
     "sms_http": Medium.sms,
     "twilio": Medium.sms,
     "inapp": Medium.inapp,
+    "telegram": Medium.telegram,
+    "webpush": Medium.webpush,
 }
+# A provider's own limit where it is not our general default (Telegram: 30 messages a
+# second per bot).
+DEFAULT_RATE_PER_SECOND = 50.0
+RATE_OF_TYPE = {TelegramChannel.type_name: TELEGRAM_RATE_PER_SECOND}
 
 
 def add_channel_account(
@@ -32,7 +40,7 @@ def add_channel_account(
     type_name: str,
     config: dict[str, Any],
     medium: Medium | None = None,
-    rate_per_second: float = 50.0,
+    rate_per_second: float | None = None,
     is_default: bool = True,
 ) -> ChannelAccount:
     if type_name not in CHANNEL_TYPES:
@@ -43,6 +51,8 @@ def add_channel_account(
         build_channel(type_name, config, None)  # validates the settings (and env: secrets)
     except ChannelConfigError as exc:
         raise ServiceError(f"channel {name!r}: {exc}") from None
+    if rate_per_second is None:
+        rate_per_second = RATE_OF_TYPE.get(type_name, DEFAULT_RATE_PER_SECOND)
     if rate_per_second <= 0:
         raise ServiceError("rate_per_second must be above zero")
     exists = session.scalar(

@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import httpx
@@ -32,13 +33,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from meterline.channels.base import Channel, ChannelConfigError, OutboundMessage, SendResult
 from meterline.channels.base import Outcome as SendOutcome
 from meterline.config import Settings
-from meterline.domain.enums import CreditState, MessageStatus
+from meterline.domain.enums import ContactKind, CreditState, MessageStatus
 from meterline.domain.notification_kinds import kind_spec
 from meterline.domain.quiet_hours import Window, earliest_send
 from meterline.domain.retry import RetryPolicy
 from meterline.services import credit
 from meterline.services.channel_accounts import channel_for
 from meterline.store import outbox
+from meterline.store.contact_details import details_by_message
 from meterline.store.models import ChannelAccount, Tenant
 
 log = structlog.get_logger("meterline.dispatch")
@@ -178,13 +180,19 @@ class Dispatcher:
             )
             outbox.give_back_tokens(account, wanted - len(claimed))
             channel = self._channel(account)
+            # Web Push needs the subscription's keys from the contact point.
+            details = (
+                details_by_message(session, (m.id for m in claimed), ContactKind.webpush)
+                if claimed and getattr(channel, "address_kind", None) == ContactKind.webpush
+                else {}
+            )
         if not claimed:
             return
         report.claimed += len(claimed)
         if isinstance(channel, ChannelConfigError):
             await self._pause(account_id, claimed, str(channel), report)
             return
-        results = await self._send_all(channel, account_id, claimed)
+        results = await self._send_all(channel, account_id, claimed, details)
         config_error = next((r for r in results if isinstance(r, ChannelConfigError)), None)
         self._record(claimed, results, report)
         if config_error is not None:
@@ -202,7 +210,11 @@ class Dispatcher:
         return channel
 
     async def _send_all(
-        self, channel: Channel, account_id: int, claimed: list[outbox.Claimed]
+        self,
+        channel: Channel,
+        account_id: int,
+        claimed: list[outbox.Claimed],
+        details: dict[int, dict[str, Any]] | None = None,
     ) -> list[SendResult | ChannelConfigError]:
         """Send every claimed message, in requests of the channel's batch size, with at
         most `concurrency` requests in flight; one result per message, in order."""
@@ -221,6 +233,7 @@ class Dispatcher:
                 segments=msg.segments,
                 encoding=msg.encoding,
                 callback_url=callback,
+                extra={"details": details[msg.id]} if details and msg.id in details else {},
             )
 
         async def one(group: list[outbox.Claimed]) -> list[SendResult | ChannelConfigError]:

@@ -42,6 +42,11 @@ from meterline.store.models import (
 from meterline.store.upsert import insert_or_nothing
 
 BULK_CHUNK = 5000
+# Media addressed by a contact point of their own kind rather than the consumer's phone.
+CONTACT_KIND_OF_MEDIUM = {
+    Medium.telegram: ContactKind.telegram,
+    Medium.webpush: ContactKind.webpush,
+}
 # Compiled templates are cached per source text; one renderer serves every call.
 SHARED_RENDERER = Renderer()
 
@@ -194,6 +199,21 @@ class Composer:
             self._channel_ids[medium] = account.id if account else None
         return self._channel_ids[medium]
 
+    def contact(self, consumer_id: int | None, medium: Medium) -> str | None:
+        """The consumer's newest contact point of the medium's kind (a chat id, an endpoint)."""
+        if consumer_id is None:
+            return None
+        return self.session.scalar(
+            select(ContactPoint.value)
+            .where(
+                ContactPoint.tenant_id == self._tenant_id,
+                ContactPoint.consumer_id == consumer_id,
+                ContactPoint.kind == CONTACT_KIND_OF_MEDIUM[medium],
+            )
+            .order_by(ContactPoint.is_primary.desc(), ContactPoint.id.desc())
+            .limit(1)
+        )
+
     def context(self, language: str) -> LocaleContext:
         found = self._contexts.get(language)
         if found is None:
@@ -231,6 +251,8 @@ class Composer:
         language = self.language(n.language or recipient.language)
         medium = n.medium
         address = recipient.phone
+        if medium in CONTACT_KIND_OF_MEDIUM:  # a chat or a browser, not the phone
+            address = self.contact(recipient.consumer_id, medium)
         if medium is not Medium.inapp and address is None:
             if recipient.consumer_id is None:
                 raise NotifyRefused(f"{n.idempotency_key}: no phone number to send to")

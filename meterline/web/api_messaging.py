@@ -366,7 +366,7 @@ class ChannelIn(BaseModel):
     type: str
     config: dict[str, Any] = Field(default_factory=dict)
     medium: Medium | None = None
-    rate_per_second: float = 50.0
+    rate_per_second: float | None = None  # default: the type's (telegram 30, others 50)
     is_default: bool = True
 
 

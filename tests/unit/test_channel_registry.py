@@ -26,7 +26,9 @@ from meterline.channels.registry import (
 )
 from meterline.channels.sandbox import SandboxChannel
 from meterline.channels.sms_http import SmsHttpChannel
+from meterline.channels.telegram import TelegramChannel
 from meterline.channels.twilio import TwilioChannel
+from meterline.channels.webpush import WebPushChannel
 
 SID = "AC" + "0123456789abcdef" * 2
 TOKEN = "s3cret-token-value"
@@ -38,19 +40,24 @@ def test_every_type_is_registered_under_its_own_name() -> None:
         "inapp": InAppChannel,
         "sms_http": SmsHttpChannel,
         "twilio": TwilioChannel,
+        "telegram": TelegramChannel,
+        "webpush": WebPushChannel,
     } == CHANNEL_TYPES
     for name, cls in CHANNEL_TYPES.items():
         assert cls.type_name == name
         assert issubclass(cls.Config, ChannelConfig)
     assert InAppChannel.address_kind == "consumer"
     assert SandboxChannel.address_kind == "phone"
+    assert TelegramChannel.address_kind == "telegram"
+    assert WebPushChannel.address_kind == "webpush"
 
 
 def test_an_unknown_type_lists_the_valid_ones() -> None:
     with pytest.raises(UnknownChannelType) as caught:
         channel_type("whatsup")
     assert str(caught.value) == (
-        "unknown channel type 'whatsup'; valid types: inapp, sandbox, sms_http, twilio"
+        "unknown channel type 'whatsup'; valid types: inapp, sandbox, sms_http, telegram,"
+        " twilio, webpush"
     )
     assert isinstance(caught.value, ChannelConfigError)
     assert isinstance(caught.value, LookupError)

@@ -107,7 +107,8 @@ def test_dates_are_in_the_tenants_time_zone() -> None:
     fmt = Formatter.create("en", "IN", "INR", 2, "Asia/Kolkata")
     late = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
     assert fmt.today(late).isoformat() == "2026-03-02"
-    assert fmt.datetime(late).replace("\u202f", " ") == "2 Mar 2026, 1:30:00 am"
+    # The day period's case is CLDR's to choose ("am" before Babel 2.19, "AM" after).
+    assert fmt.datetime(late).replace("\u202f", " ").lower() == "2 mar 2026, 1:30:00 am"
 
 
 def test_language_choice() -> None:

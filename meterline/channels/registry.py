@@ -13,9 +13,11 @@ from meterline.channels.inapp import InAppChannel
 from meterline.channels.sandbox import SandboxChannel
 from meterline.channels.sms_http import SmsHttpChannel
 from meterline.channels.twilio import TwilioChannel
+from meterline.channels.whatsapp_cloud import WhatsAppCloudChannel
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {
-    cls.type_name: cls for cls in (SandboxChannel, InAppChannel, SmsHttpChannel, TwilioChannel)
+    cls.type_name: cls
+    for cls in (SandboxChannel, InAppChannel, SmsHttpChannel, TwilioChannel, WhatsAppCloudChannel)
 }
 
 

@@ -21,6 +21,7 @@ MEDIUM_OF_TYPE = {
     "sms_http": Medium.sms,
     "twilio": Medium.sms,
     "inapp": Medium.inapp,
+    "whatsapp_cloud": Medium.whatsapp,
 }
 
 

@@ -27,6 +27,7 @@ from meterline.channels.registry import (
 from meterline.channels.sandbox import SandboxChannel
 from meterline.channels.sms_http import SmsHttpChannel
 from meterline.channels.twilio import TwilioChannel
+from meterline.channels.whatsapp_cloud import WhatsAppCloudChannel
 
 SID = "AC" + "0123456789abcdef" * 2
 TOKEN = "s3cret-token-value"
@@ -38,6 +39,7 @@ def test_every_type_is_registered_under_its_own_name() -> None:
         "inapp": InAppChannel,
         "sms_http": SmsHttpChannel,
         "twilio": TwilioChannel,
+        "whatsapp_cloud": WhatsAppCloudChannel,
     } == CHANNEL_TYPES
     for name, cls in CHANNEL_TYPES.items():
         assert cls.type_name == name
@@ -50,7 +52,8 @@ def test_an_unknown_type_lists_the_valid_ones() -> None:
     with pytest.raises(UnknownChannelType) as caught:
         channel_type("whatsup")
     assert str(caught.value) == (
-        "unknown channel type 'whatsup'; valid types: inapp, sandbox, sms_http, twilio"
+        "unknown channel type 'whatsup'; valid types: inapp, sandbox, sms_http, twilio,"
+        " whatsapp_cloud"
     )
     assert isinstance(caught.value, ChannelConfigError)
     assert isinstance(caught.value, LookupError)

@@ -340,10 +340,12 @@ class WhatsAppCloudChannel(Channel):
             which = f"template {template}" if template else "the template"
             text = f"WhatsApp refused {which}: {TEMPLATE_ERRORS[code]} (error {code}): {text}"
         elif code == "131047":
-            text = (
-                "the customer-service window is closed (no message from the customer in 24 h)"
-                f" and no template is configured for this kind: {text}"
+            why = (
+                "Meta found the customer-service window closed when our free text arrived"
+                if template is None
+                else "Meta refused the template as outside the customer-service window"
             )
+            text = f"{why} (no message from the customer in 24 h): {text}"
         return SendResult(
             self.outcome_of(code),
             error_code=effective or code,

@@ -10,7 +10,10 @@ A channel type (``sms_http``, ``twilio``, ``sandbox``, later ``whatsapp_cloud``,
   ``SendResult`` whose ``outcome`` tells the dispatcher what to do next;
 - ``parse_callback()``: a provider's status callback turned into ``StatusUpdate``s,
   after checking that the provider really sent it;
-- ``ERRORS``: the provider's error codes and what each means (retry, fall back, give up).
+- ``ERRORS``: the provider's error codes and what each means (retry, fall back, give up);
+- optionally ``parse_inbound()`` (the recipients' own messages in a callback, e.g. a
+  WhatsApp reply that opens the 24-hour window) and ``verify_subscription()`` (a
+  provider's ``GET`` handshake on the callback URL, e.g. Meta's ``hub.challenge``).
 
 Adapters do no database work and read no clock of their own: the dispatcher owns state,
 time and retries; an adapter only speaks the provider's wire format.

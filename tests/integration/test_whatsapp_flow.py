@@ -396,3 +396,36 @@ def test_a_customers_message_opens_the_window_so_the_next_reminder_is_free_text(
     dispatch(runtime)
     assert row(runtime, third).status is MessageStatus.sent
     assert wa.sends()[2]["type"] == "template"
+
+
+def test_inbound_on_a_channel_that_is_not_whatsapp_records_nothing(
+    runtime: Runtime, tenant: Any, consumer_id: int
+) -> None:
+    from meterline.channels.base import InboundMessage
+    from meterline.services.inbound import apply_inbound
+
+    with runtime.sessions() as s, s.begin():
+        sms = add_channel_account(s, tenant.id, name="sb", type_name="sandbox", config={})
+        report = apply_inbound(s, sms, [InboundMessage(PHONE, "m1", NOON_IST)], NOON_IST)
+    assert report.applied == 0
+    assert contact(runtime, consumer_id).details is None
+
+
+def test_an_inbound_from_an_unknown_number_is_listed(
+    runtime: Runtime, tenant: Any, wa: WhatsAppStandin, account_id: int, consumer_id: int
+) -> None:
+    from meterline.channels.base import InboundMessage
+    from meterline.services.inbound import apply_inbound
+
+    with runtime.sessions() as s, s.begin():
+        account = s.get(ChannelAccount, account_id)
+        assert account is not None
+        report = apply_inbound(
+            s,
+            account,
+            [InboundMessage("+919800000000", "m1", None), InboundMessage(PHONE, "m2", None)],
+            NOON_IST,
+        )
+    assert report.unknown == ["+919800000000"] and report.applied == 1
+    # No time from the provider: the time it reached us.
+    assert contact(runtime, consumer_id).details == {"wa_last_inbound_at": NOON_IST.isoformat()}

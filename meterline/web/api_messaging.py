@@ -491,12 +491,7 @@ async def provider_callback(request: Request, channel_account_id: int) -> dict[s
                 raise HTTPException(status.HTTP_403_FORBIDDEN, f"forged callback: {exc}") from None
             except (BadCallback, ChannelConfigError) as exc:
                 raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-            return {
-                "applied": report.applied,
-                "ignored": report.ignored,
-                "unknown": report.unknown,
-                "inbound": report.inbound,
-            }
+            return {"applied": report.applied, "ignored": report.ignored, "unknown": report.unknown}
 
     return await run_in_threadpool(work)
 

@@ -10,7 +10,10 @@ A channel type (``sms_http``, ``twilio``, ``sandbox``, later ``whatsapp_cloud``,
   ``SendResult`` whose ``outcome`` tells the dispatcher what to do next;
 - ``parse_callback()``: a provider's status callback turned into ``StatusUpdate``s,
   after checking that the provider really sent it;
-- ``ERRORS``: the provider's error codes and what each means (retry, fall back, give up).
+- ``ERRORS``: the provider's error codes and what each means (retry, fall back, give up);
+- optionally ``parse_inbound()`` (the recipients' own messages in a callback, e.g. a
+  WhatsApp reply that opens the 24-hour window) and ``verify_subscription()`` (a
+  provider's ``GET`` handshake on the callback URL, e.g. Meta's ``hub.challenge``).
 
 Adapters do no database work and read no clock of their own: the dispatcher owns state,
 time and retries; an adapter only speaks the provider's wire format.
@@ -235,6 +238,21 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True)
+class InboundMessage:
+    """A message the recipient sent us on this channel (a WhatsApp reply ...).
+
+    Only what delivery needs: who wrote and when (a WhatsApp reply opens the 24-hour
+    window for free text and proves the number is on WhatsApp).
+    """
+
+    sender: str  # an address of the channel's address_kind (E.164 for phone)
+    provider_message_id: str
+    at: datetime | None = None  # when the provider says it was sent
+    type: str = "text"  # the provider's message type: text, button, image ...
+    text: str | None = None
+
+
+@dataclass(frozen=True)
 class CallbackRequest:
     """A provider's HTTP callback, framework-neutral so adapters never import the web layer."""
 
@@ -294,6 +312,22 @@ class Channel:
 
     def parse_callback(self, request: CallbackRequest) -> list[StatusUpdate]:
         raise BadCallback(f"channel type {self.type_name} takes no status callbacks")
+
+    def parse_inbound(self, request: CallbackRequest) -> list[InboundMessage]:
+        """Messages from recipients in a callback (after ``parse_callback`` accepted it).
+
+        Channels whose callbacks carry replies override this; it must verify the request
+        as ``parse_callback`` does (raising ``ForgedCallback``).
+        """
+        return []
+
+    def verify_subscription(self, query: Mapping[str, str]) -> str | None:
+        """A provider's webhook subscription handshake (``GET`` on the callback URL).
+
+        Answers the text to echo when ``query`` proves the provider knows our verify
+        token, None to refuse. Channels without a handshake refuse every one.
+        """
+        return None
 
     @classmethod
     def outcome_of(cls, code: str | None, default: Outcome = Outcome.give_up) -> Outcome:

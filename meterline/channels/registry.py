@@ -15,6 +15,7 @@ from meterline.channels.sms_http import SmsHttpChannel
 from meterline.channels.telegram import TelegramChannel
 from meterline.channels.twilio import TwilioChannel
 from meterline.channels.webpush import WebPushChannel
+from meterline.channels.whatsapp_cloud import WhatsAppCloudChannel
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {
     cls.type_name: cls
@@ -25,6 +26,7 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
         TwilioChannel,
         TelegramChannel,
         WebPushChannel,
+        WhatsAppCloudChannel,
     )
 }
 

@@ -25,6 +25,7 @@ MEDIUM_OF_TYPE = {
     "inapp": Medium.inapp,
     "telegram": Medium.telegram,
     "webpush": Medium.webpush,
+    "whatsapp_cloud": Medium.whatsapp,
 }
 # A provider's own limit where it is not our general default (Telegram: 30 messages a
 # second per bot).

@@ -18,6 +18,7 @@ from meterline.channels.base import CallbackRequest, StatusUpdate
 from meterline.domain.enums import MessageStatus
 from meterline.domain.message_status import moves_forward
 from meterline.services.channel_accounts import channel_for
+from meterline.services.inbound import apply_inbound
 from meterline.store.models import ChannelAccount, Message
 from meterline.store.outbox import EVENTS
 
@@ -36,6 +37,7 @@ class CallbackReport:
     applied: int = 0
     ignored: int = 0  # late or duplicate: kept in history, status unchanged
     unknown: list[str] = field(default_factory=list)  # provider ids we have no message for
+    inbound: int = 0  # contact points a recipient's own message updated (WhatsApp replies)
 
 
 def handle_callback(
@@ -44,7 +46,11 @@ def handle_callback(
     """Verify and apply one callback (raises ForgedCallback / BadCallback from the adapter)."""
     channel = channel_for(account, None)
     updates = channel.parse_callback(request)
-    return apply_updates(session, account, updates, now)
+    inbound = channel.parse_inbound(request)
+    report = apply_updates(session, account, updates, now)
+    if inbound:
+        report.inbound = apply_inbound(session, account, inbound, now).applied
+    return report
 
 
 def apply_updates(

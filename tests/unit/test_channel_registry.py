@@ -29,6 +29,7 @@ from meterline.channels.sms_http import SmsHttpChannel
 from meterline.channels.telegram import TelegramChannel
 from meterline.channels.twilio import TwilioChannel
 from meterline.channels.webpush import WebPushChannel
+from meterline.channels.whatsapp_cloud import WhatsAppCloudChannel
 
 SID = "AC" + "0123456789abcdef" * 2
 TOKEN = "s3cret-token-value"
@@ -42,6 +43,7 @@ def test_every_type_is_registered_under_its_own_name() -> None:
         "twilio": TwilioChannel,
         "telegram": TelegramChannel,
         "webpush": WebPushChannel,
+        "whatsapp_cloud": WhatsAppCloudChannel,
     } == CHANNEL_TYPES
     for name, cls in CHANNEL_TYPES.items():
         assert cls.type_name == name
@@ -57,7 +59,7 @@ def test_an_unknown_type_lists_the_valid_ones() -> None:
         channel_type("whatsup")
     assert str(caught.value) == (
         "unknown channel type 'whatsup'; valid types: inapp, sandbox, sms_http, telegram,"
-        " twilio, webpush"
+        " twilio, webpush, whatsapp_cloud"
     )
     assert isinstance(caught.value, ChannelConfigError)
     assert isinstance(caught.value, LookupError)

@@ -409,7 +409,7 @@ def test_an_aware_datetime_as_a_date_is_the_local_date() -> None:
     [
         # 20:37 UTC is 02:07 next day in Kolkata (+05:30), 02:37 in Dhaka (+06:00),
         # 23:37 in Moscow (+03:00) and 15:37 in New York (EST, -05:00).
-        (IN, "6 Mar 2024, 2:07 am"),
+        (IN, "6 Mar 2024, 2:07 AM"),  # Babel 2.19 (CLDR 47); earlier releases wrote "am"
         (HI, "6 मार्च 2024, 2:07 am"),
         (BD, "৬ মার্চ, ২০২৪ ২:৩৭ AM"),
         (RU, "5 мар. 2024 г., 23:37"),

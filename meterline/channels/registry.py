@@ -12,10 +12,12 @@ from meterline.channels.base import Channel, ChannelConfigError
 from meterline.channels.inapp import InAppChannel
 from meterline.channels.sandbox import SandboxChannel
 from meterline.channels.sms_http import SmsHttpChannel
+from meterline.channels.smpp import SmppChannel
 from meterline.channels.twilio import TwilioChannel
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {
-    cls.type_name: cls for cls in (SandboxChannel, InAppChannel, SmsHttpChannel, TwilioChannel)
+    cls.type_name: cls
+    for cls in (SandboxChannel, InAppChannel, SmsHttpChannel, TwilioChannel, SmppChannel)
 }
 
 

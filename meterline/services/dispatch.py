@@ -36,7 +36,7 @@ from meterline.domain.enums import CreditState, MessageStatus
 from meterline.domain.notification_kinds import kind_spec
 from meterline.domain.quiet_hours import Window, earliest_send
 from meterline.domain.retry import RetryPolicy
-from meterline.services import credit
+from meterline.services import credit, message_parts, status_callbacks
 from meterline.services.channel_accounts import channel_for
 from meterline.store import outbox
 from meterline.store.models import ChannelAccount, Tenant
@@ -108,6 +108,7 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng or random.Random()
         self._channels: dict[int, tuple[datetime, Channel]] = {}
+        self._stale: dict[int, Channel] = {}  # replaced adapters still to drain and close
         self._tenants: dict[int, _TenantRules] = {}
         self._http: httpx.AsyncClient | None = None
 
@@ -135,6 +136,15 @@ class Dispatcher:
             log.info("dispatcher stopped", worker=self.worker)
 
     async def aclose(self) -> None:
+        channels = [channel for _, channel in self._channels.values()]
+        channels += self._stale.values()
+        self._channels.clear()
+        self._stale.clear()  # they hold this event loop's connections (an SMPP bind)
+        for channel in channels:
+            try:
+                await channel.aclose()
+            except Exception:
+                log.exception("closing a channel adapter failed")
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -155,6 +165,7 @@ class Dispatcher:
         report = RoundReport()
         now = self.clock()
         self._tenants.clear()  # quiet hours may have changed since the last round
+        await self._apply_drained_status_updates()
         with self.sessions() as session:
             account_ids = outbox.due_accounts(session, now)
         for account_id in account_ids:
@@ -194,6 +205,8 @@ class Dispatcher:
         cached = self._channels.get(account.id)
         if cached and cached[0] == account.updated_at:
             return cached[1]
+        if cached:  # settings changed: the old adapter is closed at the next round's start
+            self._stale[account.id] = cached[1]
         try:
             channel = channel_for(account, self._client())
         except ChannelConfigError as exc:
@@ -338,6 +351,15 @@ class Dispatcher:
                 for msg, res in zip(claimed, results, strict=True)
             ]
             mine = outbox.record(session, worker=self.worker, now=now, outcomes=outcomes)
+            message_parts.record(
+                session,
+                (
+                    message_parts.SentParts(m.tenant_id, m.id, m.channel_account_id, r.part_ids)
+                    for m, r in zip(claimed, results, strict=True)
+                    if isinstance(r, SendResult) and r.part_ids and m.id in mine
+                ),
+                now,
+            )
             report.lost_claims += len(outcomes) - len(mine)
             settle: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
             for o in outcomes:
@@ -365,6 +387,29 @@ class Dispatcher:
     ) -> None:
         self._record(claimed, [ChannelConfigError(reason)] * len(claimed), report)
         self._disable(account_id, reason)
+
+    async def _apply_drained_status_updates(self) -> None:
+        """Status reports the cached adapters received on their own connections (SMPP
+        delivery receipts), applied like HTTP callbacks (status_callbacks.apply_updates)."""
+        stale, self._stale = list(self._stale.items()), {}
+        current = [(account_id, channel) for account_id, (_, channel) in self._channels.items()]
+        for account_id, channel in stale + current:
+            updates = await channel.drain_status_updates()
+            if (account_id, channel) in stale:
+                await channel.aclose()
+            if not updates:
+                continue
+            with self.sessions() as session, session.begin():
+                account = session.get(ChannelAccount, account_id)
+                if account is None:
+                    continue
+                result = status_callbacks.apply_updates(session, account, updates, self.clock())
+            if result.unknown:
+                log.warning(
+                    "status reports for unknown provider ids",
+                    channel_account_id=account_id,
+                    count=len(result.unknown),
+                )
 
     def _disable(self, account_id: int, reason: str) -> None:
         log.error("channel account paused", channel_account_id=account_id, reason=reason)

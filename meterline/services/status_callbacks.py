@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from meterline.channels.base import CallbackRequest, StatusUpdate
 from meterline.domain.enums import MessageStatus
 from meterline.domain.message_status import moves_forward
+from meterline.services import message_parts
 from meterline.services.channel_accounts import channel_for
 from meterline.store.models import ChannelAccount, Message
 from meterline.store.outbox import EVENTS
@@ -51,6 +52,7 @@ def apply_updates(
     session: Session, account: ChannelAccount, updates: list[StatusUpdate], now: datetime
 ) -> CallbackReport:
     report = CallbackReport()
+    updates = message_parts.roll_up(session, account.id, updates, now)  # SMPP parts
     for update in updates:
         message = session.scalars(
             select(Message)

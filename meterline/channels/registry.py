@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from meterline.channels.base import Channel, ChannelConfigError
 from meterline.channels.inapp import InAppChannel
 from meterline.channels.sandbox import SandboxChannel
-from meterline.channels.sms_http import SmsHttpChannel
 from meterline.channels.smpp import SmppChannel
+from meterline.channels.sms_http import SmsHttpChannel
 from meterline.channels.twilio import TwilioChannel
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {

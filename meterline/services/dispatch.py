@@ -136,6 +136,10 @@ class Dispatcher:
             log.info("dispatcher stopped", worker=self.worker)
 
     async def aclose(self) -> None:
+        try:  # receipts already received are applied, not dropped with the adapter
+            await self._apply_drained_status_updates()
+        except Exception:
+            log.exception("applying the last status reports failed")
         channels = [channel for _, channel in self._channels.values()]
         channels += self._stale.values()
         self._channels.clear()

@@ -136,9 +136,14 @@ def roll_up(
 
 def accepted_parts(session: Session, message_id: int) -> int:
     """How many parts of a message the provider accepted (and so bills)."""
-    return session.scalar(
-        select(func.count()).select_from(MessagePart).where(MessagePart.message_id == message_id)
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(MessagePart)
+            .where(MessagePart.message_id == message_id)
+        )
+        or 0
+    )
 
 
 def actual_cost_minor(session: Session, message: Message) -> int:

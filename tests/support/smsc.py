@@ -123,7 +123,9 @@ class Smsc:
         self, message_id: str, stat: str = "DELIVRD", err: str = "000", to: str = "Meterline"
     ) -> Future[Any]:
         """Send a receipt without waiting (the client answers it on the caller's loop)."""
-        return asyncio.run_coroutine_threadsafe(self._receipt(message_id, stat, err, to), self._loop)
+        return asyncio.run_coroutine_threadsafe(
+            self._receipt(message_id, stat, err, to), self._loop
+        )
 
     def accepted(self) -> list[Submit]:
         return [s for s in self.submits if s.status == 0]
@@ -161,7 +163,9 @@ class Smsc:
         self._links.append((writer, up_writer))
         up_writer.write(header + body)
         await asyncio.gather(
-            self._pipe_pdus(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+            self._pipe_pdus(reader, up_writer),
+            self._pipe(up_reader, writer),
+            return_exceptions=True,
         )
 
     async def _refuse_bind(

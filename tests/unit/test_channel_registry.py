@@ -25,6 +25,7 @@ from meterline.channels.registry import (
     channel_type,
 )
 from meterline.channels.sandbox import SandboxChannel
+from meterline.channels.smpp import SmppChannel
 from meterline.channels.sms_http import SmsHttpChannel
 from meterline.channels.twilio import TwilioChannel
 
@@ -38,6 +39,7 @@ def test_every_type_is_registered_under_its_own_name() -> None:
         "inapp": InAppChannel,
         "sms_http": SmsHttpChannel,
         "twilio": TwilioChannel,
+        "smpp": SmppChannel,
     } == CHANNEL_TYPES
     for name, cls in CHANNEL_TYPES.items():
         assert cls.type_name == name
@@ -50,7 +52,7 @@ def test_an_unknown_type_lists_the_valid_ones() -> None:
     with pytest.raises(UnknownChannelType) as caught:
         channel_type("whatsup")
     assert str(caught.value) == (
-        "unknown channel type 'whatsup'; valid types: inapp, sandbox, sms_http, twilio"
+        "unknown channel type 'whatsup'; valid types: inapp, sandbox, smpp, sms_http, twilio"
     )
     assert isinstance(caught.value, ChannelConfigError)
     assert isinstance(caught.value, LookupError)

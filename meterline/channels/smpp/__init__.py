@@ -154,9 +154,9 @@ class SmppChannel(Channel):
         if self._bound is None:
             self._bound = asyncio.Event()
             self._window = asyncio.Semaphore(self.config.window)
-        if self._supervisor is None or self._supervisor.done():
-            if self._config_error is None:
-                self._supervisor = asyncio.create_task(self._supervise())
+        idle = self._supervisor is None or self._supervisor.done()
+        if idle and self._config_error is None:
+            self._supervisor = asyncio.create_task(self._supervise())
         return self._bound
 
     async def _supervise(self) -> None:

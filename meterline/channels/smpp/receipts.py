@@ -69,7 +69,9 @@ class Receipt:
         return StatusUpdate(
             self.message_id,
             status,
-            error_code=self.stat if not self.err or not self.err.strip("0") else f"{self.stat}:{self.err}",
+            error_code=self.stat
+            if not self.err or not self.err.strip("0")
+            else f"{self.stat}:{self.err}",
             error_text=f"SMSC receipt stat:{self.stat} err:{self.err or '-'}",
             outcome=Outcome.give_up,
         )

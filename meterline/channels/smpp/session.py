@@ -82,7 +82,9 @@ class SmppSession:
         if resp.status != pdu.ESME_ROK:
             await session.close("bind refused")
             raise BindRefused(resp.status)
-        session._tasks.append(asyncio.create_task(session._enquire_link_loop(enquire_link_interval)))
+        session._tasks.append(
+            asyncio.create_task(session._enquire_link_loop(enquire_link_interval))
+        )
         return session
 
     @property

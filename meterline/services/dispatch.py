@@ -36,8 +36,9 @@ from meterline.domain.enums import CreditState, MessageStatus
 from meterline.domain.notification_kinds import kind_spec
 from meterline.domain.quiet_hours import Window, earliest_send
 from meterline.domain.retry import RetryPolicy
-from meterline.services import credit, message_parts, status_callbacks
+from meterline.services import credit, message_parts
 from meterline.services.channel_accounts import channel_for
+from meterline.services.pushed_status import PushedStatus
 from meterline.store import outbox
 from meterline.store.models import ChannelAccount, Tenant
 
@@ -109,6 +110,9 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self._channels: dict[int, tuple[datetime, Channel]] = {}
         self._stale: dict[int, Channel] = {}  # replaced adapters still to drain and close
+        # Receipts from adapters' own connections; held a while when their message is not
+        # recorded yet.
+        self.pushed = PushedStatus(self.sessions, self.clock, self.settings.claim_seconds * 2)
         self._tenants: dict[int, _TenantRules] = {}
         self._http: httpx.AsyncClient | None = None
 
@@ -394,26 +398,14 @@ class Dispatcher:
 
     async def _apply_drained_status_updates(self) -> None:
         """Status reports the cached adapters received on their own connections (SMPP
-        delivery receipts), applied like HTTP callbacks (status_callbacks.apply_updates)."""
+        delivery receipts), applied like HTTP callbacks (services.pushed_status)."""
         stale, self._stale = list(self._stale.items()), {}
         current = [(account_id, channel) for account_id, (_, channel) in self._channels.items()]
         for account_id, channel in stale + current:
-            updates = await channel.drain_status_updates()
+            self.pushed.add(account_id, await channel.drain_status_updates())
             if (account_id, channel) in stale:
                 await channel.aclose()
-            if not updates:
-                continue
-            with self.sessions() as session, session.begin():
-                account = session.get(ChannelAccount, account_id)
-                if account is None:
-                    continue
-                result = status_callbacks.apply_updates(session, account, updates, self.clock())
-            if result.unknown:
-                log.warning(
-                    "status reports for unknown provider ids",
-                    channel_account_id=account_id,
-                    count=len(result.unknown),
-                )
+        self.pushed.apply()
 
     def _disable(self, account_id: int, reason: str) -> None:
         log.error("channel account paused", channel_account_id=account_id, reason=reason)

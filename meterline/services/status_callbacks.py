@@ -49,7 +49,12 @@ def handle_callback(
 
 
 def apply_updates(
-    session: Session, account: ChannelAccount, updates: list[StatusUpdate], now: datetime
+    session: Session,
+    account: ChannelAccount,
+    updates: list[StatusUpdate],
+    now: datetime,
+    *,
+    log_unknown: bool = True,  # False: the caller counts them (pushed_status holds them)
 ) -> CallbackReport:
     report = CallbackReport()
     updates = message_parts.roll_up(session, account.id, updates, now)  # SMPP parts
@@ -64,6 +69,8 @@ def apply_updates(
         ).first()
         if message is None:
             report.unknown.append(update.provider_message_id)
+            if not log_unknown:
+                continue
             log.warning(
                 "status for an unknown provider message",
                 channel_account_id=account.id,

@@ -92,7 +92,7 @@ def statuses(runtime: Runtime, ids: list[int]) -> dict[int, MessageStatus]:
         return {m.id: m.status for m in s.scalars(select(Message).where(Message.id.in_(ids)))}
 
 
-def run_dispatcher(runtime: Runtime, ids: list[int], timeout: float = 15.0) -> None:
+def run_dispatcher(runtime: Runtime, ids: list[int], timeout: float = 15.0) -> Dispatcher:
     """Rounds as a worker runs them, the clock a second further each round, until every
     message has its final status; then the dispatcher closes (and unbinds)."""
     clock = Clock(NOON_IST)
@@ -119,6 +119,7 @@ def run_dispatcher(runtime: Runtime, ids: list[int], timeout: float = 15.0) -> N
             await dispatcher.aclose()
 
     asyncio.run(loop())
+    return dispatcher
 
 
 @pytest.mark.pg
@@ -189,5 +190,29 @@ def test_a_receipt_for_an_unknown_part_is_counted_not_an_error(
         return "DELIVRD"
 
     smsc.auto_receipts = receipt_and_a_stranger
-    run_dispatcher(runtime, [short])
+    dispatcher = run_dispatcher(runtime, [short])
     assert statuses(runtime, [short]) == {short: MessageStatus.delivered}
+    # The stranger is held a while (its message may not be recorded yet), then dropped and
+    # counted.
+    assert (dispatcher.pushed.held, dispatcher.pushed.dropped) == (1, 0)
+    dispatcher.clock.now += timedelta(seconds=61)  # type: ignore[attr-defined]
+    dispatcher.pushed.apply()
+    assert (dispatcher.pushed.held, dispatcher.pushed.dropped) == (0, 1)
+
+
+@pytest.mark.pg
+def test_a_receipt_that_comes_before_its_parts_are_recorded_still_lands(
+    runtime: Runtime, tenant: Tenant, smsc: Smsc
+) -> None:
+    """Part 1 is taken and its receipt comes at once; part 2 is throttled, so the message's
+    parts are recorded only on the resend, after part 1's receipt has arrived."""
+    setup(runtime, tenant, smsc)
+    bn = queue(runtime, tenant, "bn-1", BN_LONG, "9876543210")
+    smsc.auto_receipts = receipts
+    smsc.reject_next(0, 0x58)
+    dispatcher = run_dispatcher(runtime, [bn])
+    assert statuses(runtime, [bn]) == {bn: MessageStatus.delivered}
+    assert dispatcher.pushed.dropped == 0
+    with runtime.sessions() as s:
+        parts = s.scalars(select(MessagePart.status).where(MessagePart.message_id == bn)).all()
+    assert parts and set(parts) == {"delivered"}

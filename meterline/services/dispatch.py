@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import httpx
@@ -108,7 +109,10 @@ class Dispatcher:
         self.worker = worker or worker_name()
         self.clock = clock
         self.rng = rng or random.Random()
-        self._channels: dict[int, tuple[datetime, Channel]] = {}
+        # Adapters by account, with the settings they were built from. Not keyed on
+        # updated_at: taking rate tokens bumps it every round, and an SMPP adapter holds a
+        # bind and per-message state that must outlive a round.
+        self._channels: dict[int, tuple[tuple[str, Any], Channel]] = {}
         self._stale: dict[int, Channel] = {}  # replaced adapters still to drain and close
         # Receipts from adapters' own connections; held a while when their message is not
         # recorded yet.
@@ -211,7 +215,8 @@ class Dispatcher:
 
     def _channel(self, account: ChannelAccount) -> Channel | ChannelConfigError:
         cached = self._channels.get(account.id)
-        if cached and cached[0] == account.updated_at:
+        settings = (account.type_name, account.config)
+        if cached and cached[0] == settings:
             return cached[1]
         if cached:  # settings changed: the old adapter is closed at the next round's start
             self._stale[account.id] = cached[1]
@@ -219,7 +224,7 @@ class Dispatcher:
             channel = channel_for(account, self._client())
         except ChannelConfigError as exc:
             return exc
-        self._channels[account.id] = (account.updated_at, channel)
+        self._channels[account.id] = (settings, channel)
         return channel
 
     async def _send_all(

@@ -87,6 +87,13 @@ def queue(runtime: Runtime, tenant: Tenant, key: str, text: str, phone: str) -> 
         return notify(s, t, n, now=NOON_IST).message_id
 
 
+def message_segments(runtime: Runtime, message_id: int) -> int:
+    with runtime.sessions() as s:
+        m = s.get(Message, message_id)
+        assert m is not None
+        return m.segments
+
+
 def statuses(runtime: Runtime, ids: list[int]) -> dict[int, MessageStatus]:
     with runtime.sessions() as s:
         return {m.id: m.status for m in s.scalars(select(Message).where(Message.id.in_(ids)))}
@@ -135,6 +142,7 @@ def test_parts_go_out_once_and_their_receipts_roll_up_to_each_message(
 
     run_dispatcher(runtime, [bn, hi, short])
 
+    assert len(smsc.bind_attempts) == 1  # the adapter and its bind outlive the rounds
     assert statuses(runtime, [bn, hi, short]) == {
         bn: MessageStatus.delivered,
         hi: MessageStatus.failed,
@@ -213,6 +221,9 @@ def test_a_receipt_that_comes_before_its_parts_are_recorded_still_lands(
     dispatcher = run_dispatcher(runtime, [bn])
     assert statuses(runtime, [bn]) == {bn: MessageStatus.delivered}
     assert dispatcher.pushed.dropped == 0
+    # One bind for the whole run, and each part taken once (the resend skipped part 1).
+    assert len(smsc.bind_attempts) == 1
+    assert len(smsc.accepted()) == message_segments(runtime, bn)
     with runtime.sessions() as s:
         parts = s.scalars(select(MessagePart.status).where(MessagePart.message_id == bn)).all()
     assert parts and set(parts) == {"delivered"}

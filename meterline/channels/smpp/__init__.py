@@ -187,6 +187,8 @@ class SmppChannel(Channel):
                 log.warning("smpp bind failed", host=cfg.host, error=str(exc), retry_in=delay)
             except (OSError, TimeoutError, LinkDown) as exc:
                 log.warning("smpp connect failed", host=cfg.host, error=repr(exc), retry_in=delay)
+            except Exception:  # a bug must not end the supervision for good
+                log.exception("smpp bind attempt failed", host=cfg.host, retry_in=delay)
             else:
                 self.binds += 1
                 delay = cfg.reconnect_initial_s

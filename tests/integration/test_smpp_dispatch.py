@@ -71,6 +71,7 @@ def setup(runtime: Runtime, tenant: Tenant, smsc: Smsc) -> int:
                 "tps": 50,
                 "throttle_pause_s": 0.2,
                 "reconnect_initial_s": 0.05,
+                "link_wait_s": 0.5,
             },
             rate_per_second=1000,
         )
@@ -227,3 +228,59 @@ def test_a_receipt_that_comes_before_its_parts_are_recorded_still_lands(
     with runtime.sessions() as s:
         parts = s.scalars(select(MessagePart.status).where(MessagePart.message_id == bn)).all()
     assert parts and set(parts) == {"delivered"}
+
+
+@pytest.mark.pg
+def test_a_dropped_link_mid_run_loses_nothing_and_sends_nothing_twice(
+    runtime: Runtime, tenant: Tenant, smsc: Smsc
+) -> None:
+    setup(runtime, tenant, smsc)
+    smsc.auto_receipts = receipts
+    first = queue(runtime, tenant, "en-1", "Power cut tomorrow 10-12.", "9876543212")
+    clock = Clock(NOON_IST)
+    dispatcher = Dispatcher(
+        runtime.sessions,
+        settings=DispatchSettings(claim_seconds=30),
+        clock=clock,
+        rng=random.Random(7),
+        worker="w1",
+    )
+
+    async def until_final(ids: list[int]) -> None:
+        deadline = time.monotonic() + 15
+        while any(
+            st not in (MessageStatus.delivered, MessageStatus.failed)
+            for st in statuses(runtime, ids).values()
+        ):
+            assert time.monotonic() < deadline, statuses(runtime, ids)
+            await dispatcher.run_once()
+            clock.now += timedelta(seconds=1)
+            await asyncio.sleep(0.05)
+
+    async def scenario() -> list[int]:
+        try:
+            await until_final([first])
+            smsc.refuse = True  # the link drops and stays down for a while
+            smsc.drop()
+            later = [
+                queue(runtime, tenant, f"en-{i}", f"Reading due on the {i}th.", "9876543212")
+                for i in range(2, 5)
+            ]
+            await asyncio.sleep(0.3)
+            await dispatcher.run_once()  # sends while down: retried, not lost
+            assert all(st is MessageStatus.queued for st in statuses(runtime, later).values())
+            smsc.refuse = False
+            await until_final(later)
+            return later
+        finally:
+            await dispatcher.aclose()
+
+    later = asyncio.run(scenario())
+    assert set(statuses(runtime, [first, *later]).values()) == {MessageStatus.delivered}
+    texts = sorted(s.short_message for s in smsc.accepted())
+    assert len(texts) == 4 == len(set(texts))  # each message reached the SMSC exactly once
+    with runtime.sessions() as s:
+        retried = s.scalars(
+            select(MessageEvent.error_code).where(MessageEvent.message_id.in_(later))
+        ).all()
+    assert "link_down" in retried

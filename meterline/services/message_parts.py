@@ -15,13 +15,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from meterline.channels.base import DeliveryStatus, StatusUpdate
 from meterline.domain.enums import MessageStatus
 from meterline.domain.message_status import moves_forward
 from meterline.store.models import Message, MessagePart
+from meterline.store.outbox import EVENTS
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,28 @@ def roll_up(
                 part.error_text = update.error_text
         session.flush()
         message = session.get(Message, part.message_id)
-        if message is None or message.provider_message_id is None:
+        if message is None:
+            continue
+        # The part's own report goes into the message's history whatever it changes.
+        session.execute(
+            insert(EVENTS),
+            [
+                {
+                    "tenant_id": message.tenant_id,
+                    "message_id": message.id,
+                    "at": now,
+                    "event": "part_status",
+                    "status": str(reported),
+                    "attempt": message.attempts,
+                    "channel_account_id": channel_account_id,
+                    "provider_message_id": part.provider_message_id,
+                    "error_code": update.error_code,
+                    "error_text": f"part {part.part_no}/{message.segments}"
+                    + (f": {update.error_text}" if update.error_text else ""),
+                }
+            ],
+        )
+        if message.provider_message_id is None:
             continue
         siblings = session.scalars(
             select(MessagePart.status).where(MessagePart.message_id == part.message_id)

@@ -183,6 +183,12 @@ def test_parts_go_out_once_and_their_receipts_roll_up_to_each_message(
         ]
         throttled = [mid for mid, _, _, code in history if code == "ESME_RTHROTTLED"]
         assert len(throttled) == 1
+        # Each part's receipt is in its message's history too.
+        hi_part_events = [
+            (ev, st, code) for mid, ev, st, code in history if mid == hi and ev == "part_status"
+        ]
+        assert len(hi_part_events) == messages[hi].segments
+        assert ("part_status", "failed", "UNDELIV:001") in hi_part_events
         assert (bn, "status", "delivered", None) in history
         assert messages[bn].channel_account_id == account_id
 

@@ -86,7 +86,11 @@ ERRORS: dict[str, Outcome] = {
 
 
 class _Pacer:
-    """Hands out submit_sm slots no closer than 1/tps apart; a throttle pushes them back."""
+    """Lets submit_sm go no closer than 1/tps apart; a throttle pushes the next one back.
+
+    One caller at a time waits for its slot; a stalled event loop delays sends, it never
+    bunches them up.
+    """
 
     def __init__(
         self,
@@ -98,13 +102,16 @@ class _Pacer:
         self.clock = clock
         self.sleep = sleep
         self._next = 0.0
+        self._lock = asyncio.Lock()
 
     async def wait(self) -> None:
-        now = self.clock()
-        slot = max(now, self._next)
-        self._next = slot + self.interval  # reserved before sleeping: callers queue up
-        if slot > now:
-            await self.sleep(slot - now)
+        async with self._lock:
+            delay = self._next - self.clock()
+            if delay > 0:
+                await self.sleep(delay)
+            # On schedule, slots stay exactly 1/tps apart; after a stall the schedule
+            # restarts from now (one slot of catch-up at most, never a burst).
+            self._next = max(self.clock(), self._next + self.interval)
 
     def pause(self, seconds: float) -> None:
         self._next = max(self._next, self.clock() + seconds)
@@ -122,7 +129,6 @@ class SmppChannel(Channel):
         if not isinstance(config, SmppConfig):
             raise TypeError(f"smpp channel needs an SmppConfig, not {type(config).__name__}")
         super().__init__(config, http)
-        self.pacer = _Pacer(config.tps)
         self._updates: list[StatusUpdate] = []
         self._accepted: dict[str, dict[int, str]] = {}  # reference -> part number -> SMSC id
         self._reset()
@@ -130,6 +136,7 @@ class SmppChannel(Channel):
     def _reset(self) -> None:
         """Forget loop-bound state (a new event loop gets a new bind)."""
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.pacer = _Pacer(self.config.tps)  # its lock belongs to one event loop
         self._session: SmppSession | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._bound: asyncio.Event | None = None

@@ -109,9 +109,10 @@ class _Pacer:
             delay = self._next - self.clock()
             if delay > 0:
                 await self.sleep(delay)
-            # On schedule, slots stay exactly 1/tps apart; after a stall the schedule
-            # restarts from now (one slot of catch-up at most, never a burst).
-            self._next = max(self.clock(), self._next + self.interval)
+            # On schedule, slots stay exactly 1/tps apart (the sleep's own lateness is not
+            # added up); after a stall the schedule restarts from now with half a slot of
+            # catch-up at most, so no second ever holds more than tps + 1.
+            self._next = max(self.clock() - self.interval / 2, self._next) + self.interval
 
     def pause(self, seconds: float) -> None:
         self._next = max(self._next, self.clock() + seconds)

@@ -196,9 +196,9 @@ async def test_ucs2_messages_arrive_as_concatenated_ucs2_parts(smsc: Smsc, text:
     assert reassemble(got) == text
 
 
-async def test_throttling_pauses_and_resends_only_what_was_not_taken(smsc: Smsc) -> None:
+async def test_a_throttled_message_is_paused_and_sent_again(smsc: Smsc) -> None:
     ch = channel(smsc)
-    smsc.reject_next(0, 0x58)  # part 1 taken, part 2 throttled
+    smsc.reject_next(0x58)  # nothing taken yet: back to the dispatcher
     try:
         first = await ch.send(outbound(GSM_LONG, message_id=7))
         assert first.outcome is Outcome.retry
@@ -208,11 +208,40 @@ async def test_throttling_pauses_and_resends_only_what_was_not_taken(smsc: Smsc)
     finally:
         await ch.aclose()
     assert second.outcome is Outcome.accepted
-    # The bind paused: the resend waited out throttle_pause_s.
-    assert smsc.submits[2].at - throttled_at >= 0.25
-    assert [s.status for s in smsc.submits] == [0, 0x58, 0, 0]
+    assert smsc.submits[1].at - throttled_at >= 0.25  # the bind paused
+    assert [s.status for s in smsc.submits] == [0x58, 0, 0, 0]
+    assert reassemble(smsc.accepted()) == GSM_LONG
+
+
+async def test_a_part_throttled_midway_is_resent_in_place(smsc: Smsc) -> None:
+    ch = channel(smsc)
+    smsc.reject_next(0, 0x58, 0x14)  # part 1 taken, part 2 throttled twice
+    try:
+        result = await ch.send(outbound(GSM_LONG, message_id=7))
+    finally:
+        await ch.aclose()
+    assert result.outcome is Outcome.accepted
+    assert [s.status for s in smsc.submits] == [0, 0x58, 0x14, 0, 0]
+    gaps = [b.at - a.at for a, b in zip(smsc.submits[1:3], smsc.submits[2:4], strict=True)]
+    assert min(gaps) >= 0.25  # each resend waited out the pause
     got = smsc.accepted()
     assert len(got) == 3 and reassemble(got) == GSM_LONG  # each part exactly once
+    assert result.part_ids == tuple(s.message_id for s in got)
+
+
+async def test_past_the_resends_only_what_was_not_taken_goes_again(smsc: Smsc) -> None:
+    ch = channel(smsc, throttle_resends=1)
+    smsc.reject_next(0, 0x58, 0x58)  # part 1 taken; part 2 throttled, resent, throttled
+    try:
+        first = await ch.send(outbound(GSM_LONG, message_id=7))
+        assert (first.outcome, first.error_code) == (Outcome.retry, "ESME_RTHROTTLED")
+        second = await ch.send(outbound(GSM_LONG, message_id=7))  # the dispatcher's resend
+    finally:
+        await ch.aclose()
+    assert second.outcome is Outcome.accepted
+    assert [s.status for s in smsc.submits] == [0, 0x58, 0x58, 0, 0]
+    got = smsc.accepted()
+    assert len(got) == 3 and reassemble(got) == GSM_LONG  # part 1 was not sent again
     assert second.part_ids == tuple(s.message_id for s in got)
 
 

@@ -139,7 +139,7 @@ def test_parts_go_out_once_and_their_receipts_roll_up_to_each_message(
     hi = queue(runtime, tenant, "hi-1", HI_LONG, "9876543211")
     short = queue(runtime, tenant, "en-1", "Power cut tomorrow 10-12.", "9876543212")
     smsc.auto_receipts = receipts
-    smsc.reject_next(0, 0x58)  # the first message's second part is throttled once
+    smsc.reject_next(0x58)  # the first part the SMSC sees is throttled once
 
     run_dispatcher(runtime, [bn, hi, short])
 
@@ -219,12 +219,13 @@ def test_a_receipt_for_an_unknown_part_is_counted_not_an_error(
 def test_a_receipt_that_comes_before_its_parts_are_recorded_still_lands(
     runtime: Runtime, tenant: Tenant, smsc: Smsc
 ) -> None:
-    """Part 1 is taken and its receipt comes at once; part 2 is throttled, so the message's
-    parts are recorded only on the resend, after part 1's receipt has arrived."""
+    """Part 1 is taken and its receipt comes at once; part 2 stays throttled past the
+    in-place resends, so the message's parts are recorded only on the dispatcher's resend,
+    after part 1's receipt has arrived."""
     setup(runtime, tenant, smsc)
     bn = queue(runtime, tenant, "bn-1", BN_LONG, "9876543210")
     smsc.auto_receipts = receipts
-    smsc.reject_next(0, 0x58)
+    smsc.reject_next(0, 0x58, 0x58, 0x58, 0x58)
     dispatcher = run_dispatcher(runtime, [bn])
     assert statuses(runtime, [bn]) == {bn: MessageStatus.delivered}
     assert dispatcher.pushed.dropped == 0

@@ -8,9 +8,11 @@ first send connects, later sends reuse the session, and ``aclose`` unbinds.
   reference UDH. The reference is the message id mod 256, so a resend reuses it.
 - Every submit_sm waits for its slot under the bind's TPS; at most ``window`` wait for an
   answer at once.
-- ESME_RTHROTTLED / ESME_RMSGQFUL pause the whole bind for ``throttle_pause_s`` and answer
-  retry with that wait; the dispatcher sends the same message again, and only the parts the
-  SMSC has not yet accepted go out (the accepted ones are remembered per message).
+- ESME_RTHROTTLED / ESME_RMSGQFUL pause the whole bind for ``throttle_pause_s``. A message
+  none of whose parts was taken answers retry with that wait, and the dispatcher sends it
+  again. A long message part-way out resends the throttled part after the pause (up to
+  ``throttle_resends`` times) so its parts stay together; past that it answers retry too,
+  and the resend sends only the parts not yet taken (remembered per message, per process).
 - A dropped link (TCP closed, enquire_link unanswered, SMSC unbind) is re-bound in the
   background with exponential backoff; a send meanwhile answers retry and loses nothing.
 - Refused credentials (ESME_RBINDFAIL, ESME_RINVPASWD, ESME_RINVSYSID) are a
@@ -63,6 +65,7 @@ CONFIG_ERRORS = frozenset(
 )
 
 THROTTLING = frozenset({pdu.ESME_RTHROTTLED, pdu.ESME_RMSGQFUL})
+THROTTLING_NAMES = frozenset(pdu.status_name(status) for status in THROTTLING)
 
 # What other submit_sm answers mean for the message; unlisted ones give up.
 ERRORS: dict[str, Outcome] = {
@@ -274,9 +277,14 @@ class SmppChannel(Channel):
         for part in parts:
             if part.number in accepted:
                 continue  # taken on an earlier attempt: resending would duplicate it
-            result = await self._submit(session, message, part, accepted)
-            if result is not None:
-                return result
+            resends = 0
+            while (result := await self._submit(session, message, part, accepted)) is not None:
+                # A message part-way out keeps its parts together: a throttled part is
+                # sent again after the pause, a few times, before the message is requeued.
+                throttled = result.error_code in THROTTLING_NAMES
+                if not (throttled and accepted and resends < cfg.throttle_resends):
+                    return result
+                resends += 1
         del self._accepted[message.reference]
         ids = tuple(accepted[n] for n in range(1, len(parts) + 1))
         return SendResult(

@@ -35,6 +35,9 @@ class SmppConfig(ChannelConfig):
     # After ESME_RTHROTTLED / ESME_RMSGQFUL: how long the whole bind pauses before the
     # same message is sent again.
     throttle_pause_s: float = Field(default=1.0, gt=0, le=600)
+    # A long message part-way out: how often a throttled part is resent after the pause
+    # before the message goes back to the queue.
+    throttle_resends: int = Field(default=3, ge=0, le=100)
     registered_delivery: bool = True  # ask the SMSC for delivery receipts
     gsm7_packed: bool = False  # pack GSM-7 septets (most SMSCs take one septet per octet)
     max_parts: int = Field(default=10, ge=1, le=255)

@@ -224,6 +224,10 @@ class SendResult:
     # 131026, a Telegram chat that blocked the bot, a Web Push subscription gone with 404/410):
     # the dispatcher remembers it on the contact point so later messages skip the channel.
     unreachable: bool = False
+    # The provider's id of every part when a message went out as several separately
+    # acknowledged parts (SMPP: one submit_sm per part); receipts come back per part and are
+    # rolled up to the message (services.message_parts). Empty for one-part sends.
+    part_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -328,6 +332,16 @@ class Channel:
         token, None to refuse. Channels without a handshake refuse every one.
         """
         return None
+
+    async def drain_status_updates(self) -> list[StatusUpdate]:
+        """Status reports that reached the adapter on its own connection (SMPP deliver_sm
+        receipts) since the last call; the dispatcher applies them each round like HTTP
+        callbacks. Adapters whose reports arrive over HTTP have none."""
+        return []
+
+    async def aclose(self) -> None:
+        """Release what the adapter holds open (an SMPP bind); the dispatcher calls it when
+        it drops the adapter or stops."""
 
     @classmethod
     def outcome_of(cls, code: str | None, default: Outcome = Outcome.give_up) -> Outcome:

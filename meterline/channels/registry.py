@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from meterline.channels.base import Channel, ChannelConfigError
 from meterline.channels.inapp import InAppChannel
 from meterline.channels.sandbox import SandboxChannel
+from meterline.channels.smpp import SmppChannel
 from meterline.channels.sms_http import SmsHttpChannel
 from meterline.channels.telegram import TelegramChannel
 from meterline.channels.twilio import TwilioChannel
@@ -24,6 +25,7 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
         InAppChannel,
         SmsHttpChannel,
         TwilioChannel,
+        SmppChannel,
         TelegramChannel,
         WebPushChannel,
         WhatsAppCloudChannel,

@@ -37,8 +37,9 @@ from meterline.domain.enums import ContactKind, CreditState, MessageStatus
 from meterline.domain.notification_kinds import kind_spec
 from meterline.domain.quiet_hours import Window, earliest_send
 from meterline.domain.retry import RetryPolicy
-from meterline.services import credit
+from meterline.services import credit, message_parts
 from meterline.services.channel_accounts import channel_for
+from meterline.services.pushed_status import PushedStatus
 from meterline.store import outbox
 from meterline.store.contact_details import details_by_message
 from meterline.store.models import ChannelAccount, Tenant
@@ -109,7 +110,14 @@ class Dispatcher:
         self.worker = worker or worker_name()
         self.clock = clock
         self.rng = rng or random.Random()
-        self._channels: dict[int, tuple[datetime, Channel]] = {}
+        # Adapters by account, with the settings they were built from. Not keyed on
+        # updated_at: taking rate tokens bumps it every round, and an SMPP adapter holds a
+        # bind and per-message state that must outlive a round.
+        self._channels: dict[int, tuple[tuple[str, Any], Channel]] = {}
+        self._stale: dict[int, Channel] = {}  # replaced adapters still to drain and close
+        # Receipts from adapters' own connections; held a while when their message is not
+        # recorded yet.
+        self.pushed = PushedStatus(self.sessions, self.clock, self.settings.claim_seconds * 2)
         self._tenants: dict[int, _TenantRules] = {}
         self._http: httpx.AsyncClient | None = None
 
@@ -137,6 +145,19 @@ class Dispatcher:
             log.info("dispatcher stopped", worker=self.worker)
 
     async def aclose(self) -> None:
+        try:  # receipts already received are applied, not dropped with the adapter
+            await self._apply_drained_status_updates()
+        except Exception:
+            log.exception("applying the last status reports failed")
+        channels = [channel for _, channel in self._channels.values()]
+        channels += self._stale.values()
+        self._channels.clear()
+        self._stale.clear()  # they hold this event loop's connections (an SMPP bind)
+        for channel in channels:
+            try:
+                await channel.aclose()
+            except Exception:
+                log.exception("closing a channel adapter failed")
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -157,6 +178,7 @@ class Dispatcher:
         report = RoundReport()
         now = self.clock()
         self._tenants.clear()  # quiet hours may have changed since the last round
+        await self._apply_drained_status_updates()
         with self.sessions() as session:
             account_ids = outbox.due_accounts(session, now)
         for account_id in account_ids:
@@ -200,13 +222,16 @@ class Dispatcher:
 
     def _channel(self, account: ChannelAccount) -> Channel | ChannelConfigError:
         cached = self._channels.get(account.id)
-        if cached and cached[0] == account.updated_at:
+        settings = (account.type_name, account.config)
+        if cached and cached[0] == settings:
             return cached[1]
+        if cached:  # settings changed: the old adapter is closed at the next round's start
+            self._stale[account.id] = cached[1]
         try:
             channel = channel_for(account, self._client())
         except ChannelConfigError as exc:
             return exc
-        self._channels[account.id] = (account.updated_at, channel)
+        self._channels[account.id] = (settings, channel)
         return channel
 
     async def _send_all(
@@ -351,6 +376,15 @@ class Dispatcher:
                 for msg, res in zip(claimed, results, strict=True)
             ]
             mine = outbox.record(session, worker=self.worker, now=now, outcomes=outcomes)
+            message_parts.record(
+                session,
+                (
+                    message_parts.SentParts(m.tenant_id, m.id, m.channel_account_id, r.part_ids)
+                    for m, r in zip(claimed, results, strict=True)
+                    if isinstance(r, SendResult) and r.part_ids and m.id in mine
+                ),
+                now,
+            )
             report.lost_claims += len(outcomes) - len(mine)
             settle: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
             for o in outcomes:
@@ -378,6 +412,17 @@ class Dispatcher:
     ) -> None:
         self._record(claimed, [ChannelConfigError(reason)] * len(claimed), report)
         self._disable(account_id, reason)
+
+    async def _apply_drained_status_updates(self) -> None:
+        """Status reports the cached adapters received on their own connections (SMPP
+        delivery receipts), applied like HTTP callbacks (services.pushed_status)."""
+        stale, self._stale = list(self._stale.items()), {}
+        current = [(account_id, channel) for account_id, (_, channel) in self._channels.items()]
+        for account_id, channel in stale + current:
+            self.pushed.add(account_id, await channel.drain_status_updates())
+            if (account_id, channel) in stale:
+                await channel.aclose()
+        self.pushed.apply()
 
     def _disable(self, account_id: int, reason: str) -> None:
         log.error("channel account paused", channel_account_id=account_id, reason=reason)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from meterline.channels.base import CallbackRequest, StatusUpdate
 from meterline.domain.enums import MessageStatus
 from meterline.domain.message_status import moves_forward
+from meterline.services import message_parts
 from meterline.services.channel_accounts import channel_for
 from meterline.services.inbound import apply_inbound
 from meterline.store.models import ChannelAccount, Message
@@ -54,9 +55,15 @@ def handle_callback(
 
 
 def apply_updates(
-    session: Session, account: ChannelAccount, updates: list[StatusUpdate], now: datetime
+    session: Session,
+    account: ChannelAccount,
+    updates: list[StatusUpdate],
+    now: datetime,
+    *,
+    log_unknown: bool = True,  # False: the caller counts them (pushed_status holds them)
 ) -> CallbackReport:
     report = CallbackReport()
+    updates = message_parts.roll_up(session, account.id, updates, now)  # SMPP parts
     for update in updates:
         message = session.scalars(
             select(Message)
@@ -68,6 +75,8 @@ def apply_updates(
         ).first()
         if message is None:
             report.unknown.append(update.provider_message_id)
+            if not log_unknown:
+                continue
             log.warning(
                 "status for an unknown provider message",
                 channel_account_id=account.id,

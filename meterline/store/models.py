@@ -496,3 +496,29 @@ class CreditEntry(Base):
     note: Mapped[str | None] = mapped_column(String(500))
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessagePart(Base):
+    """One separately acknowledged part of a message (an SMPP submit_sm of a long SMS).
+
+    Receipts arrive per part under the part's provider id; a message is delivered when every
+    part is, failed when any part fails (``services.message_parts``). The rows are the parts
+    the provider accepted, so they are also the parts it bills.
+    """
+
+    __tablename__ = "message_parts"
+    __table_args__ = (
+        UniqueConstraint("message_id", "part_no", name="uq_message_parts_part"),
+        Index("ix_message_parts_provider_id", "channel_account_id", "provider_message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
+    part_no: Mapped[int] = mapped_column(Integer)  # 1-based
+    provider_message_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="sent")
+    error_code: Mapped[str | None] = mapped_column(String(80))
+    error_text: Mapped[str | None] = mapped_column(String(1000))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

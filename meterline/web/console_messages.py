@@ -91,6 +91,7 @@ MESSAGE_LABELS = {
     "attempt": N_("Send attempt"),
     "status": N_("Status report"),
     "status_ignored": N_("Status report (ignored: out of order)"),
+    "part_status": N_("Status report for one part (SMPP)"),
     "paused": N_("Channel paused"),
 }
 

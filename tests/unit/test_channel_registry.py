@@ -25,6 +25,7 @@ from meterline.channels.registry import (
     channel_type,
 )
 from meterline.channels.sandbox import SandboxChannel
+from meterline.channels.smpp import SmppChannel
 from meterline.channels.sms_http import SmsHttpChannel
 from meterline.channels.telegram import TelegramChannel
 from meterline.channels.twilio import TwilioChannel
@@ -44,6 +45,7 @@ def test_every_type_is_registered_under_its_own_name() -> None:
         "telegram": TelegramChannel,
         "webpush": WebPushChannel,
         "whatsapp_cloud": WhatsAppCloudChannel,
+        "smpp": SmppChannel,
     } == CHANNEL_TYPES
     for name, cls in CHANNEL_TYPES.items():
         assert cls.type_name == name
@@ -58,7 +60,7 @@ def test_an_unknown_type_lists_the_valid_ones() -> None:
     with pytest.raises(UnknownChannelType) as caught:
         channel_type("whatsup")
     assert str(caught.value) == (
-        "unknown channel type 'whatsup'; valid types: inapp, sandbox, sms_http, telegram,"
+        "unknown channel type 'whatsup'; valid types: inapp, sandbox, smpp, sms_http, telegram,"
         " twilio, webpush, whatsapp_cloud"
     )
     assert isinstance(caught.value, ChannelConfigError)

@@ -433,7 +433,7 @@ def test_consumer_page(op: TestClient, seeded: Seeded) -> None:
         "2026-02",
         "₹3,456.00",
         "UPI-REF-42",
-        "10 Feb 2026, 11:30:00 am",  # 06:00 UTC in India
+        "10 Feb 2026, 11:30:00 AM",  # 06:00 UTC in India
         "हिन्दी",  # preferred language
     ):
         assert expected in text, expected

@@ -233,7 +233,7 @@ def test_message_log_lists_newest_first_with_counts(runtime: Runtime, seeded: Se
     assert "+91 98765 43210" in html and "One-time code" in html and "Custom message" in html
     assert 'class="msg-status st-failed"' in html and 'class="msg-status st-delivered"' in html
     assert "₹0.25" in html and "demo-phones" in html and "bulk-gateway" in html
-    assert "1 Mar 2026, 12:00:00 pm" in html  # NOON_IST shown in India time
+    assert "1 Mar 2026, 12:00:00 PM" in html  # NOON_IST shown in India time
     assert page.headers["cache-control"] == "no-store"
 
 
@@ -291,7 +291,7 @@ def test_message_page_shows_the_message_and_its_history(runtime: Runtime, seeded
     assert "Refunded" in html and "rejected" in html
     assert "sandbox: number is on the reject list" in html
     assert "Send attempt" in html and ">w1<" in html
-    assert "1 Mar 2026, 12:00:05 pm" in html  # failed at, in India time
+    assert "1 Mar 2026, 12:00:05 PM" in html  # failed at, in India time
     ok = plain(view.get(f"/console/messages/{seeded.delivered}").text)
     assert f"sandbox-{seeded.delivered}" in ok and "Debited" in ok
     assert 'class="msg-status st-delivered"' in ok

@@ -350,3 +350,17 @@ def on_report(
     if reported is MessageStatus.failed and current.step + 1 < steps:
         return Move.fall_back, Position(current.step + 1, MessageStatus.queued)
     return Move.apply, Position(current.step, reported)
+
+
+def reachability(contact: ContactInfo) -> dict[str, str]:
+    """What is known about reaching one contact point, per medium (``yes``, ``no``,
+    ``unknown``): a phone's SMS (unknown until a provider says) and WhatsApp, a Telegram
+    chat (``no`` once it blocked the bot), a push subscription (``yes`` while it exists)."""
+    if contact.kind == "phone":
+        return {"sms": str(Reachability.unknown), "whatsapp": str(contact.whatsapp)}
+    if contact.kind == "telegram":
+        blocked = bool((contact.details or {}).get("blocked_at"))
+        return {"telegram": str(Reachability.no if blocked else Reachability.yes)}
+    if contact.kind == "webpush":
+        return {"webpush": str(Reachability.yes)}
+    return {}

@@ -309,19 +309,23 @@ def remember_unreachable(
     session: Session, tenant_id: int, medium: Medium, address: str | None, now: datetime
 ) -> str | None:
     """Record on the tenant's contact points that `address` cannot be reached on
-    `medium`; answers what was remembered (for the history), or None."""
+    `medium`; answers what was newly remembered (for the history), or None when it was
+    known already (a provider repeating itself) or there is no such contact."""
     if not address:
         return None
     if medium is Medium.whatsapp:
-        session.execute(
+        changed = session.execute(
             update(ContactPoint)
             .where(
                 ContactPoint.tenant_id == tenant_id,
                 ContactPoint.kind == ContactKind.phone,
                 ContactPoint.value == address,
+                ContactPoint.whatsapp != Reachability.no,
             )
             .values(whatsapp=Reachability.no)
         )
+        if not _rowcount(changed):
+            return None
         return f"{address} is not on WhatsApp: the next messages skip WhatsApp"
     if medium is Medium.telegram:
         rows = session.scalars(
@@ -331,19 +335,26 @@ def remember_unreachable(
                 ContactPoint.value == address,
             )
         ).all()
-        for row in rows:
+        fresh = [row for row in rows if not (row.details or {}).get("blocked_at")]
+        for row in fresh:
             row.details = {**(row.details or {}), "blocked_at": now.isoformat()}
+        if not fresh:
+            return None
         return f"Telegram chat {address} blocked the bot: it is not messaged again"
     if medium is Medium.webpush:
-        session.execute(
+        gone = session.execute(
             delete(ContactPoint).where(
                 ContactPoint.tenant_id == tenant_id,
                 ContactPoint.kind == ContactKind.webpush,
                 ContactPoint.value == address,
             )
         )
-        return "the push subscription is gone: removed"
+        return "the push subscription is gone: removed" if _rowcount(gone) else None
     return None
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def remember_reachable(

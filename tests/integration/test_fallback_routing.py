@@ -543,3 +543,36 @@ def test_route_cli(world: World, database_url: str) -> None:
     assert "tamper: telegram (after 120 s) -> sms\n" in result.output
     bad = runner.invoke(cli_app, ["route", "set", "tamper", "sms,sms", "--tenant", slug], env=env)
     assert bad.exit_code == 1 and "sms is listed twice" in bad.output
+
+
+def test_the_console_consumer_page_shows_reachability(world: World, client: TestClient) -> None:
+    from tests.integration.test_console_http import add_operator, login
+
+    world.notify(NOT_ON_WA, "dues:console")
+    world.drain()
+    cid = world.consumers[NOT_ON_WA]
+    with world.runtime.sessions() as s, s.begin():
+        s.add(
+            ContactPoint(
+                tenant_id=world.tenant.id,
+                consumer_id=cid,
+                kind="telegram",
+                value="4242",
+                details={"blocked_at": "2026-03-10T06:30:00+00:00"},
+            )
+        )
+        s.add(
+            ContactPoint(
+                tenant_id=world.tenant.id,
+                consumer_id=cid,
+                kind="webpush",
+                value="https://push.example/sub/1",
+                details={"keys": {"p256dh": "x", "auth": "y"}},
+            )
+        )
+    add_operator(world.runtime, world.tenant.slug, "ru-op", Role.viewer, "ru")
+    assert login(client, "ru-op").status_code == 303
+    html = client.get(f"/console/consumers/{cid}").text
+    for expected in ("Доступность", "Заблокировал бота", "Подписка оформлена"):
+        assert expected in html, expected
+    assert 'class="reach reach-no"' in html

@@ -576,3 +576,10 @@ def test_the_console_consumer_page_shows_reachability(world: World, client: Test
     for expected in ("Доступность", "Заблокировал бота", "Подписка оформлена"):
         assert expected in html, expected
     assert 'class="reach reach-no"' in html
+    mid = world.notify(LATE_FAIL, "dues:console-2")
+    world.drain()
+    world.clock.now = NOON_IST + timedelta(hours=1)
+    world.drain()  # no status in 15 minutes: on to SMS
+    html = client.get(f"/console/messages/{mid}").text
+    for expected in ("Переход на следующий канал", "whatsapp-sandbox", "gateway", "no_status"):
+        assert expected in html, expected

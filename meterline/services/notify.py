@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
@@ -30,7 +30,6 @@ from meterline.domain.routing import (
     Address,
     ContactInfo,
     Plan,
-    PlanStep,
     Route,
     RouteStep,
     addresses,
@@ -255,11 +254,6 @@ class Composer:
         NotifyRefused when there is nowhere at all and no inbox)."""
         route, missing = self.effective_route(n.kind, n.medium)
         consumer = recipient.consumer_id is not None
-        if len(route) == 1 and route[0].medium is Medium.sms and recipient.phone is not None:
-            # The common case, without the general machinery: SMS to the phone on file.
-            return Plan(
-                (_sms_step(self.channel_account_id(Medium.sms), recipient),),
-            )
         found = plan(route, recipient.reach(), self.accounts(), consumer=consumer)
         if found.steps:
             return found
@@ -307,11 +301,20 @@ class Composer:
         """The message row for one notification (raises NotifyRefused with the reason)."""
         spec = self.spec(n.kind)
         language = self.language(n.language or recipient.language)
-        found = self.plan(n, recipient)
-        first = found.steps[0] if found.steps else None
-        # No usable step: the inbox copy is all we can reach (a consumer without a phone).
-        medium = first.medium if first is not None else Medium.inapp
-        address = first.to if first is not None else None
+        route, _ = self.effective_route(n.kind, n.medium)
+        if len(route) == 1 and route[0].medium is Medium.sms and recipient.phone is not None:
+            # The common case without the general machinery: SMS to the phone on file.
+            medium, route_json = Medium.sms, None
+            address: str | None = recipient.phone
+            first_channel = self.channel_account_id(Medium.sms)
+        else:
+            found = self.plan(n, recipient)
+            first = found.steps[0] if found.steps else None
+            # No usable step: the inbox copy is all we can reach (a consumer without a phone).
+            medium = first.medium if first is not None else Medium.inapp
+            address = first.to if first is not None else None
+            first_channel = first.channel_account_id if first is not None else None
+            route_json = found.route_json()
         data = {"org_name": self._org_name, **n.data}
         if recipient.name and "consumer_name" not in data:
             data["consumer_name"] = recipient.name
@@ -331,8 +334,7 @@ class Composer:
             # The row is the inbox entry: written is delivered.
             status, due_at = MessageStatus.delivered, None
         else:
-            assert first is not None
-            channel_id = first.channel_account_id
+            channel_id = first_channel
             if medium is Medium.sms:
                 try:
                     if exact_parts:
@@ -373,13 +375,14 @@ class Composer:
             "created_at": now,
             "updated_at": now,
             "delivered_at": now if status is MessageStatus.delivered else None,
-            "route": found.route_json(),
+            "route": route_json,
             "route_step": 0,
         }
 
 
-@dataclass(frozen=True)
-class Recipient:
+class Recipient(NamedTuple):
+    """Who a notification goes to (a tuple: bulk notify makes one per consumer)."""
+
     consumer_id: int | None
     phone: str | None
     language: str | None
@@ -406,10 +409,6 @@ class Recipient:
             self.whatsapp,
             others,
         )
-
-
-def _sms_step(channel_id: int | None, recipient: Recipient) -> PlanStep:
-    return PlanStep(Medium.sms, channel_id, recipient.phone, recipient.phone_id)
 
 
 def _has_address(recipient: Recipient, medium: Medium) -> bool:

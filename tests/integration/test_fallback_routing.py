@@ -583,3 +583,152 @@ def test_the_console_consumer_page_shows_reachability(world: World, client: Test
     html = client.get(f"/console/messages/{mid}").text
     for expected in ("Переход на следующий канал", "whatsapp-sandbox", "gateway", "no_status"):
         assert expected in html, expected
+
+
+def test_a_delivered_status_stops_the_timeout_and_proves_whatsapp(
+    world: World, client: TestClient
+) -> None:
+    mid = world.notify(SILENT, "dues:delivered")
+    world.drain()
+    assert world.message(mid).fallback_at is not None
+    with world.runtime.sessions() as s, s.begin():
+        account = s.get(ChannelAccount, world.wa)
+        assert account is not None
+        body = json.dumps({"id": f"sandbox-{mid}", "status": "delivered"}).encode()
+        request = CallbackRequest(
+            "POST", "http://test/cb", {"x-meterline-secret": SECRET}, {}, body
+        )
+        assert handle_callback(s, account, request, world.clock.now).applied == 1
+    m = world.message(mid)
+    assert (m.status, m.fallback_at) == (MessageStatus.delivered, None)
+    assert world.whatsapp_of(SILENT) == "yes"
+    world.clock.now = NOON_IST + timedelta(hours=1)
+    world.drain()
+    assert world.sms_to(SILENT) == [] and world.message(mid).medium == Medium.whatsapp
+    # A forged callback changes nothing.
+    forged = client.post(
+        f"/api/v1/callbacks/{world.wa}",
+        content=json.dumps({"id": f"sandbox-{mid}", "status": "failed"}),
+        headers={"X-Meterline-Secret": "wrong", "content-type": "application/json"},
+    )
+    assert forged.status_code == 403 and world.message(mid).status == MessageStatus.delivered
+
+
+def test_out_of_retries_on_whatsapp_falls_back_to_sms(world: World, runtime: Runtime) -> None:
+    from meterline.domain.retry import RetryPolicy
+
+    with runtime.sessions() as s, s.begin():
+        account = s.get(ChannelAccount, world.wa)
+        assert account is not None
+        account.config = {**account.config, "flaky": [ON_WA]}
+    mid = world.notify(ON_WA, "dues:flaky")
+    d = Dispatcher(
+        runtime.sessions,
+        settings=DispatchSettings(claim_seconds=30, retry=RetryPolicy(max_attempts=2)),
+        clock=world.clock,
+        rng=random.Random(3),
+        worker="w1",
+    )
+    import asyncio
+
+    async def rounds() -> None:
+        try:
+            for _ in range(6):
+                await d.run_once()
+                world.clock.now += timedelta(seconds=10)
+        finally:
+            await d.aclose()
+
+    asyncio.run(rounds())
+    m = world.message(mid)
+    assert (m.status, m.medium) == (MessageStatus.sent, Medium.sms)
+    assert len(world.sms_to(ON_WA)) == 1
+    assert world.whatsapp_of(ON_WA) == "unknown"  # busy is not "not on WhatsApp"
+
+
+def alert(world: World, number: str, kind: str, key: str) -> int:
+    data: dict[str, Any] = {"account": "AL-1", "at": "2026-03-10T06:30:00+00:00"}
+    if kind == "low_balance":
+        data.update(balance=5000, threshold=10000)
+    if kind == "tamper":
+        data.update(meter="MTR-1")
+    with world.runtime.sessions() as s, s.begin():
+        t = s.get(Tenant, world.tenant.id)
+        assert t is not None
+        n = Notification(
+            kind=kind, data=data, idempotency_key=key, consumer_id=world.consumers[number]
+        )
+        return notify(s, t, n, now=world.clock.now).message_id
+
+
+def test_a_gone_push_subscription_is_removed_and_the_alert_goes_by_sms(
+    world: World, runtime: Runtime
+) -> None:
+    endpoint = "https://push.example/sub/gone"
+    with runtime.sessions() as s, s.begin():
+        add_channel_account(
+            s,
+            world.tenant.id,
+            name="push-sandbox",
+            type_name="sandbox",
+            medium=Medium.webpush,
+            config={"unreachable": [endpoint]},
+        )
+        s.add(
+            ContactPoint(
+                tenant_id=world.tenant.id,
+                consumer_id=world.consumers[ON_WA],
+                kind="webpush",
+                value=endpoint,
+                details={"keys": {"p256dh": "k", "auth": "a"}},
+            )
+        )
+    mid = alert(world, ON_WA, "low_balance", "low:1")
+    assert world.message(mid).medium == Medium.webpush
+    world.drain()
+    m = world.message(mid)
+    assert (m.status, m.medium) == (MessageStatus.sent, Medium.sms)
+    assert len(world.sms_to(ON_WA)) == 1
+    with runtime.sessions() as s:
+        left = s.scalars(select(ContactPoint).where(ContactPoint.kind == "webpush")).all()
+    assert left == []
+    # The next alert has no subscription to try: SMS at once.
+    assert world.message(alert(world, ON_WA, "low_balance", "low:2")).medium == Medium.sms
+
+
+def test_a_telegram_chat_that_blocked_the_bot_is_remembered(
+    world: World, runtime: Runtime, client: TestClient
+) -> None:
+    with runtime.sessions() as s, s.begin():
+        add_channel_account(
+            s,
+            world.tenant.id,
+            name="telegram-sandbox",
+            type_name="sandbox",
+            medium=Medium.telegram,
+            config={"unreachable": ["4242"]},
+        )
+        s.add(
+            ContactPoint(
+                tenant_id=world.tenant.id,
+                consumer_id=world.consumers[ON_WA],
+                kind="telegram",
+                value="4242",
+            )
+        )
+    put = client.put(
+        "/api/v1/routes/tamper",
+        json={"steps": ["telegram", "sms"]},
+        headers={"X-API-Key": world.admin_key},
+    )
+    assert put.status_code == 200, put.text
+    mid = alert(world, ON_WA, "tamper", "tamper:1")
+    assert (world.message(mid).medium, world.message(mid).to_address) == (Medium.telegram, "4242")
+    world.drain()
+    assert world.message(mid).medium == Medium.sms and len(world.sms_to(ON_WA)) == 1
+    with runtime.sessions() as s:
+        chat = s.scalars(select(ContactPoint).where(ContactPoint.kind == "telegram")).one()
+    assert chat.details is not None and chat.details["blocked_at"] == NOON_IST.isoformat()
+    again = world.message(alert(world, ON_WA, "tamper", "tamper:2"))
+    assert again.medium == Medium.sms
+    assert again.route is not None and again.route["skipped"][0]["medium"] == "telegram"

@@ -310,5 +310,14 @@ def _register_messaging() -> None:
 
 _register_messaging()
 
+
+def _register_routes() -> None:
+    from meterline.cli_routes import route_app
+
+    app.add_typer(route_app, name="route")
+
+
+_register_routes()
+
 if __name__ == "__main__":  # pragma: no cover
     app()

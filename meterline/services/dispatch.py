@@ -27,22 +27,23 @@ import aiohttp
 import httpx
 import structlog
 from httpx_aiohttp import AiohttpTransport
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from meterline.channels.base import Channel, ChannelConfigError, OutboundMessage, SendResult
 from meterline.channels.base import Outcome as SendOutcome
 from meterline.config import Settings
-from meterline.domain.enums import ContactKind, CreditState, MessageStatus
+from meterline.domain.enums import CreditState, Medium, MessageStatus
 from meterline.domain.notification_kinds import kind_spec
 from meterline.domain.quiet_hours import Window, earliest_send
 from meterline.domain.retry import RetryPolicy
-from meterline.services import credit, message_parts
+from meterline.domain.routing import route_steps
+from meterline.services import credit, fallback, message_parts
 from meterline.services.channel_accounts import channel_for
 from meterline.services.pushed_status import PushedStatus
 from meterline.store import outbox
-from meterline.store.contact_details import details_by_message
-from meterline.store.models import ChannelAccount, Tenant
+from meterline.store.contact_details import contact_details
+from meterline.store.models import ChannelAccount, Message, Tenant
 
 log = structlog.get_logger("meterline.dispatch")
 
@@ -93,6 +94,7 @@ class RoundReport:
     failed: int = 0
     paused: int = 0
     lost_claims: int = 0  # results not written because another worker took over
+    fell_back: int = 0  # moved on to the next step of their route
 
 
 class Dispatcher:
@@ -179,6 +181,7 @@ class Dispatcher:
         now = self.clock()
         self._tenants.clear()  # quiet hours may have changed since the last round
         await self._apply_drained_status_updates()
+        self._sweep_timeouts(now, report)
         with self.sessions() as session:
             account_ids = outbox.due_accounts(session, now)
         for account_id in account_ids:
@@ -202,12 +205,8 @@ class Dispatcher:
             )
             outbox.give_back_tokens(account, wanted - len(claimed))
             channel = self._channel(account)
-            # Web Push needs the subscription's keys from the contact point.
-            details = (
-                details_by_message(session, (m.id for m in claimed), ContactKind.webpush)
-                if claimed and getattr(channel, "address_kind", None) == ContactKind.webpush
-                else {}
-            )
+            medium = Medium(account.medium)
+            details = contact_details(session, medium, claimed) if claimed else {}
         if not claimed:
             return
         report.claimed += len(claimed)
@@ -216,7 +215,7 @@ class Dispatcher:
             return
         results = await self._send_all(channel, account_id, claimed, details)
         config_error = next((r for r in results if isinstance(r, ChannelConfigError)), None)
-        self._record(claimed, results, report)
+        self._record(claimed, results, report, medium)
         if config_error is not None:
             self._disable(account_id, str(config_error))
 
@@ -258,7 +257,7 @@ class Dispatcher:
                 segments=msg.segments,
                 encoding=msg.encoding,
                 callback_url=callback,
-                extra={"details": details[msg.id]} if details and msg.id in details else {},
+                extra={"data": msg.data or {}, "details": (details or {}).get(msg.id, {})},
             )
 
         async def one(group: list[outbox.Claimed]) -> list[SendResult | ChannelConfigError]:
@@ -331,15 +330,19 @@ class Dispatcher:
                 attempts_delta=-1,
             )
         o = result.outcome
+        steps = route_steps(msg.route)
+        has_next = msg.route_step + 1 < len(steps)
         if o in (SendOutcome.accepted, SendOutcome.delivered):
             delivered = o is SendOutcome.delivered
             report.delivered += delivered
             report.sent += not delivered
+            after = steps[msg.route_step].fallback_after_seconds if has_next else None
             return outbox.Outcome(
                 msg,
                 MessageStatus.delivered if delivered else MessageStatus.sent,
                 provider_message_id=result.provider_message_id,
                 credit_state=CreditState.debited if held else None,
+                fallback_at=now + timedelta(seconds=after) if after and not delivered else None,
             )
         if o is SendOutcome.retry and not self.settings.retry.gives_up_after(msg.attempts):
             report.retried += 1
@@ -350,11 +353,22 @@ class Dispatcher:
                 error_code=result.error_code,
                 error_text=result.error_text,
             )
-        # give_up, fallback (no next channel in this route yet), or out of retries.
-        report.failed += 1
         text = result.error_text or ""
         if o is SendOutcome.retry:
             text = f"gave up after {msg.attempts} attempts: {text}"
+        if has_next:
+            # fallback, give up or out of retries on a step with a next one: move on
+            # (services.fallback, in _record's transaction; it settles the credit).
+            report.fell_back += 1
+            return outbox.Outcome(
+                msg,
+                MessageStatus.queued,
+                error_code=result.error_code,
+                error_text=text,
+                fall_back=True,
+            )
+        # give_up, fallback with no next step, or out of retries: it fails.
+        report.failed += 1
         return outbox.Outcome(
             msg,
             MessageStatus.failed,
@@ -368,6 +382,7 @@ class Dispatcher:
         claimed: list[outbox.Claimed],
         results: list[SendResult | ChannelConfigError],
         report: RoundReport,
+        medium: Medium | None = None,
     ) -> None:
         now = self.clock()
         with self.sessions() as session, session.begin():
@@ -386,6 +401,8 @@ class Dispatcher:
                 now,
             )
             report.lost_claims += len(outcomes) - len(mine)
+            if medium is not None:
+                self._route_after(session, outcomes, results, mine, medium, now)
             settle: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
             for o in outcomes:
                 if o.message.id not in mine or o.credit_state is None:
@@ -406,6 +423,79 @@ class Dispatcher:
                     release_minor=release,
                     release_messages=n_release,
                 )
+
+    def _route_after(
+        self,
+        session: Session,
+        outcomes: list[outbox.Outcome],
+        results: list[SendResult | ChannelConfigError],
+        mine: set[int],
+        medium: Medium,
+        now: datetime,
+    ) -> None:
+        """Reachability learnt from the results, and fallbacks to the next step."""
+        composers: fallback.Composers | None = None
+        for o, result in zip(outcomes, results, strict=True):
+            msg = o.message
+            if msg.id not in mine or isinstance(result, ChannelConfigError):
+                continue
+            routed = result.unreachable or o.fall_back
+            if result.outcome is SendOutcome.delivered and medium is Medium.whatsapp:
+                fallback.remember_reachable(session, msg.tenant_id, medium, msg.to_address)
+            if not routed:
+                continue
+            row = session.scalars(
+                select(Message)
+                .where(Message.id == msg.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ).one()
+            if result.unreachable:
+                fallback.note_unreachable(session, row, medium, msg.to_address, now)
+            if o.fall_back:
+                composers = composers or fallback.Composers(session)
+                fallback.move_on(
+                    session,
+                    row,
+                    now=now,
+                    code=result.error_code,
+                    text=o.error_text,
+                    trigger="send",
+                    worker=self.worker,
+                    composers=composers,
+                )
+
+    def _sweep_timeouts(self, now: datetime, report: RoundReport) -> None:
+        """Accepted steps with no delivery status within their route's time move on."""
+        with self.sessions() as session, session.begin():
+            stmt = (
+                select(Message)
+                .where(
+                    Message.fallback_at.is_not(None),
+                    Message.fallback_at <= now,
+                    Message.status == MessageStatus.sent,
+                )
+                .order_by(Message.fallback_at)
+                .limit(self.settings.batch)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            overdue = list(session.scalars(stmt))
+            composers = fallback.Composers(session)
+            for row in overdue:
+                step = route_steps(row.route)[row.route_step]
+                waited = step.fallback_after_seconds
+                fallback.move_on(
+                    session,
+                    row,
+                    now=now,
+                    code="no_status",
+                    text=f"no delivery status within {waited} s of being accepted",
+                    trigger="timeout",
+                    worker=self.worker,
+                    composers=composers,
+                )
+                report.fell_back += 1
 
     async def _pause(
         self, account_id: int, claimed: list[outbox.Claimed], reason: str, report: RoundReport

@@ -16,21 +16,32 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from meterline.domain import sms as sms_rules
 from meterline.domain.cells import CellError, parse_phones
-from meterline.domain.enums import ContactKind, CreditState, Medium, MessageStatus
+from meterline.domain.enums import ContactKind, CreditState, Medium, MessageStatus, Reachability
 from meterline.domain.notification_kinds import KindSpec, UnknownKind, kind_spec
 from meterline.domain.quiet_hours import Window, earliest_send
+from meterline.domain.routing import (
+    Address,
+    ContactInfo,
+    Plan,
+    Route,
+    RouteStep,
+    addresses,
+    default_route,
+    plan,
+)
 from meterline.domain.templates import LocaleContext, MissingData, Renderer, TemplateRefused
 from meterline.services import credit
 from meterline.services.channel_accounts import default_account
 from meterline.services.errors import NotFound, ServiceError
 from meterline.services.message_templates import TemplateBook
+from meterline.services.routes import tenant_routes
 from meterline.store.models import (
     Account,
     Consumer,
@@ -42,11 +53,6 @@ from meterline.store.models import (
 from meterline.store.upsert import insert_or_nothing
 
 BULK_CHUNK = 5000
-# Media addressed by a contact point of their own kind rather than the consumer's phone.
-CONTACT_KIND_OF_MEDIUM = {
-    Medium.telegram: ContactKind.telegram,
-    Medium.webpush: ContactKind.webpush,
-}
 # Compiled templates are cached per source text; one renderer serves every call.
 SHARED_RENDERER = Renderer()
 
@@ -64,7 +70,9 @@ class Notification:
     priority: int | None = None  # default: the kind's
     language: str | None = None  # default: the consumer's, else the tenant's
     promotional: bool = False
-    medium: Medium = Medium.sms
+    # None: route by kind (the tenant's route for the kind, else the default: see
+    # domain.routing), falling back along it; a medium: that medium alone.
+    medium: Medium | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +165,8 @@ class Composer:
         self.sms_price = account.sms_price_minor if account else 0
         self.max_parts = account.max_sms_parts if account else sms_rules.DEFAULT_MAX_PARTS
         self._channel_ids: dict[Medium, int | None] = {}
+        self._routes = tenant_routes(session, tenant.id)
+        self._effective: dict[tuple[str, Medium | None], tuple[Route, Medium | None]] = {}
         self._contexts: dict[str, LocaleContext] = {}
         self._specs: dict[str, KindSpec] = {}
         self._send_times: dict[tuple[datetime, bool, bool], datetime] = {}
@@ -199,20 +209,62 @@ class Composer:
             self._channel_ids[medium] = account.id if account else None
         return self._channel_ids[medium]
 
-    def contact(self, consumer_id: int | None, medium: Medium) -> str | None:
-        """The consumer's newest contact point of the medium's kind (a chat id, an endpoint)."""
-        if consumer_id is None:
-            return None
-        return self.session.scalar(
-            select(ContactPoint.value)
-            .where(
-                ContactPoint.tenant_id == self._tenant_id,
-                ContactPoint.consumer_id == consumer_id,
-                ContactPoint.kind == CONTACT_KIND_OF_MEDIUM[medium],
+    def route(self, kind: str, medium: Medium | None) -> Route:
+        """The route a notification of `kind` takes (one step for an explicit medium)."""
+        if medium is not None:
+            return (RouteStep(medium),)
+        return self._routes.get(kind) or default_route(kind)
+
+    def accounts(self) -> dict[Medium, int]:
+        """The tenant's default channel account per medium (looked up once each)."""
+        out: dict[Medium, int] = {}
+        for medium in Medium:
+            if medium is not Medium.inapp:
+                found = self.channel_account_id(medium)
+                if found is not None:
+                    out[medium] = found
+        return out
+
+    def effective_route(self, kind: str, medium: Medium | None) -> tuple[Route, Medium | None]:
+        """The route's steps that the tenant has a channel for (inapp needs none), and
+        the first medium left out for want of a channel account (for the refusal)."""
+        key = (kind, medium)
+        found = self._effective.get(key)
+        if found is None:
+            accounts = self.accounts()
+            route = self.route(kind, medium)
+            kept = tuple(s for s in route if s.medium is Medium.inapp or s.medium in accounts)
+            missing = [s.medium for s in route if s not in kept]
+            first_missing = (
+                Medium.sms if Medium.sms in missing else (missing[0] if missing else None)
             )
-            .order_by(ContactPoint.is_primary.desc(), ContactPoint.id.desc())
-            .limit(1)
+            found = self._effective[key] = (kept, first_missing)
+        return found
+
+    def wants_contacts(self, kinds: Iterable[tuple[str, Medium | None]]) -> bool:
+        """Whether planning needs consumers' Telegram chats and push subscriptions."""
+        return any(
+            s.medium in (Medium.telegram, Medium.webpush)
+            for k in set(kinds)
+            for s in self.effective_route(*k)[0]
         )
+
+    def plan(self, n: Notification, recipient: Recipient) -> Plan:
+        """Where this notification goes first and what it falls back to (raises
+        NotifyRefused when there is nowhere at all and no inbox)."""
+        route, missing = self.effective_route(n.kind, n.medium)
+        consumer = recipient.consumer_id is not None
+        found = plan(route, recipient.reach(), self.accounts(), consumer=consumer)
+        if found.steps:
+            return found
+        if missing is not None and _has_address(recipient, missing):
+            raise NotifyRefused(
+                f"{n.idempotency_key}: no {missing} channel account is set up for this"
+                " tenant (add one with `meterline channel add`)"
+            )
+        if not consumer:
+            raise NotifyRefused(f"{n.idempotency_key}: no phone number to send to")
+        return found  # no step: the inbox copy alone
 
     def context(self, language: str) -> LocaleContext:
         found = self._contexts.get(language)
@@ -249,14 +301,20 @@ class Composer:
         """The message row for one notification (raises NotifyRefused with the reason)."""
         spec = self.spec(n.kind)
         language = self.language(n.language or recipient.language)
-        medium = n.medium
-        address = recipient.phone
-        if medium in CONTACT_KIND_OF_MEDIUM:  # a chat or a browser, not the phone
-            address = self.contact(recipient.consumer_id, medium)
-        if medium is not Medium.inapp and address is None:
-            if recipient.consumer_id is None:
-                raise NotifyRefused(f"{n.idempotency_key}: no phone number to send to")
-            medium = Medium.inapp  # no phone on file: the inbox is all we can reach
+        route, _ = self.effective_route(n.kind, n.medium)
+        if len(route) == 1 and route[0].medium is Medium.sms and recipient.phone is not None:
+            # The common case without the general machinery: SMS to the phone on file.
+            medium, route_json = Medium.sms, None
+            address: str | None = recipient.phone
+            first_channel = self.channel_account_id(Medium.sms)
+        else:
+            found = self.plan(n, recipient)
+            first = found.steps[0] if found.steps else None
+            # No usable step: the inbox copy is all we can reach (a consumer without a phone).
+            medium = first.medium if first is not None else Medium.inapp
+            address = first.to if first is not None else None
+            first_channel = first.channel_account_id if first is not None else None
+            route_json = found.route_json()
         data = {"org_name": self._org_name, **n.data}
         if recipient.name and "consumer_name" not in data:
             data["consumer_name"] = recipient.name
@@ -276,12 +334,7 @@ class Composer:
             # The row is the inbox entry: written is delivered.
             status, due_at = MessageStatus.delivered, None
         else:
-            channel_id = self.channel_account_id(medium)
-            if channel_id is None:
-                raise NotifyRefused(
-                    f"{n.idempotency_key}: no {medium} channel account is set up for this"
-                    " tenant (add one with `meterline channel add`)"
-                )
+            channel_id = first_channel
             if medium is Medium.sms:
                 try:
                     if exact_parts:
@@ -322,15 +375,46 @@ class Composer:
             "created_at": now,
             "updated_at": now,
             "delivered_at": now if status is MessageStatus.delivered else None,
+            "route": route_json,
+            "route_step": 0,
         }
 
 
-@dataclass(frozen=True)
-class Recipient:
+class Recipient(NamedTuple):
+    """Who a notification goes to (a tuple: bulk notify makes one per consumer)."""
+
     consumer_id: int | None
     phone: str | None
     language: str | None
     name: str | None
+    phone_id: int | None = None  # the phone's contact point
+    whatsapp: Reachability = Reachability.unknown
+    others: tuple[ContactInfo, ...] = ()  # Telegram chats, push subscriptions (when routed)
+
+    def reach(self) -> dict[Medium, Address]:
+        contacts = list(self.others)
+        if self.phone is not None:
+            contacts.append(
+                ContactInfo(self.phone_id, "phone", self.phone, self.whatsapp, is_primary=True)
+            )
+        return addresses(contacts)
+
+    def with_others(self, others: tuple[ContactInfo, ...]) -> Recipient:
+        return Recipient(
+            self.consumer_id,
+            self.phone,
+            self.language,
+            self.name,
+            self.phone_id,
+            self.whatsapp,
+            others,
+        )
+
+
+def _has_address(recipient: Recipient, medium: Medium) -> bool:
+    if medium in (Medium.sms, Medium.whatsapp):
+        return recipient.phone is not None
+    return medium in recipient.reach()
 
 
 def _recipient(session: Session, composer: Composer, n: Notification) -> Recipient:
@@ -341,25 +425,68 @@ def _recipient(session: Session, composer: Composer, n: Notification) -> Recipie
     found = _consumers(session, composer.tenant.id, {n.consumer_id}).get(n.consumer_id)
     if found is None:
         raise NotFound(f"{n.idempotency_key}: no consumer {n.consumer_id}")
+    if composer.wants_contacts([(n.kind, n.medium)]):
+        others = _other_contacts(session, composer.tenant.id, {n.consumer_id})
+        found = found.with_others(others.get(n.consumer_id, ()))
     return found
 
 
 def _consumers(session: Session, tenant_id: int, ids: set[int]) -> dict[int, Recipient]:
-    """The tenant's consumers among `ids`, each with their first phone (primary first),
-    in one query."""
-    phone = (
-        select(ContactPoint.value)
+    """The tenant's consumers among `ids`, each with their first phone (primary first)
+    and its WhatsApp reachability, in one query."""
+    first_phone = (
+        select(ContactPoint.id)
         .where(ContactPoint.consumer_id == Consumer.id, ContactPoint.kind == ContactKind.phone)
         .order_by(ContactPoint.is_primary.desc(), ContactPoint.id)
         .limit(1)
+        .correlate(Consumer)
         .scalar_subquery()
     )
+    phone = aliased(ContactPoint)
     rows = session.execute(
-        select(Consumer.id, Consumer.name, Consumer.preferred_language, phone).where(
-            Consumer.tenant_id == tenant_id, Consumer.id.in_(ids)
+        select(
+            Consumer.id,
+            Consumer.name,
+            Consumer.preferred_language,
+            phone.value,
+            phone.id,
+            phone.whatsapp,
         )
+        .outerjoin(phone, phone.id == first_phone)
+        .where(Consumer.tenant_id == tenant_id, Consumer.id.in_(ids))
     )
-    return {cid: Recipient(cid, number, language, name) for cid, name, language, number in rows}
+    return {
+        cid: Recipient(cid, number, language, name, phone_id, whatsapp or Reachability.unknown)
+        for cid, name, language, number, phone_id, whatsapp in rows
+    }
+
+
+def _other_contacts(
+    session: Session, tenant_id: int, ids: set[int]
+) -> dict[int, tuple[ContactInfo, ...]]:
+    """The consumers' Telegram chats and push subscriptions, primary first."""
+    rows = session.execute(
+        select(
+            ContactPoint.consumer_id,
+            ContactPoint.id,
+            ContactPoint.kind,
+            ContactPoint.value,
+            ContactPoint.details,
+            ContactPoint.is_primary,
+        )
+        .where(
+            ContactPoint.tenant_id == tenant_id,
+            ContactPoint.consumer_id.in_(ids),
+            ContactPoint.kind.in_([ContactKind.telegram, ContactKind.webpush]),
+        )
+        .order_by(ContactPoint.is_primary.desc(), ContactPoint.id)
+    )
+    out: dict[int, list[ContactInfo]] = {}
+    for cid, contact_id, kind, value, details, primary in rows:
+        out.setdefault(cid, []).append(
+            ContactInfo(contact_id, str(kind), value, details=details, is_primary=primary)
+        )
+    return {cid: tuple(found) for cid, found in out.items()}
 
 
 def notify(
@@ -532,7 +659,7 @@ class _BulkWriter:
         for i, name in enumerate(columns):
             column_type = table.c[name].type
             proc = column_type._cached_bind_processor(self.dialect)
-            if name == "data":
+            if name in ("data", "route"):
                 # One json.dumps per row, dates and Decimals as text, no second pass.
                 procs.append((i, _data_json, False))
             elif proc is not None:
@@ -575,6 +702,9 @@ def _recipients_for(
     out: dict[str, Recipient] = {}
     consumer_ids = {n.consumer_id for n in chunk if n.phone is None and n.consumer_id is not None}
     consumers = _consumers(session, composer.tenant.id, consumer_ids) if consumer_ids else {}
+    if consumers and composer.wants_contacts((n.kind, n.medium) for n in chunk):
+        others = _other_contacts(session, composer.tenant.id, set(consumers))
+        consumers = {cid: r.with_others(others.get(cid, ())) for cid, r in consumers.items()}
     for n in chunk:
         try:
             if n.phone is not None:

@@ -1,38 +1,69 @@
-"""The contact point behind each claimed message: its ``details`` for the adapter.
+"""The recipient contact point's ``details`` for messages a worker is about to send.
 
-A Web Push message needs its subscription's keys, which live on the consumer's
-``webpush`` contact point (``value`` = the endpoint the message is addressed to).
+Adapters get them in ``OutboundMessage.extra["details"]`` (a push subscription's keys, the
+time of the customer's last WhatsApp message ...). One query per claimed batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meterline.domain.enums import ContactKind
-from meterline.store.models import ContactPoint, Message
+from meterline.domain.enums import ContactKind, Medium
+from meterline.store.models import ContactPoint
+from meterline.store.outbox import Claimed
+
+KIND_OF_MEDIUM = {
+    Medium.sms: ContactKind.phone,
+    Medium.whatsapp: ContactKind.phone,
+    Medium.telegram: ContactKind.telegram,
+    Medium.webpush: ContactKind.webpush,
+}
 
 
-def details_by_message(
-    session: Session, message_ids: Iterable[int], kind: ContactKind
+def contact_details(
+    session: Session, medium: Medium, claimed: Sequence[Claimed]
 ) -> dict[int, dict[str, Any]]:
-    """Message id -> its recipient contact's details, for contacts of ``kind``."""
-    ids = list(message_ids)
-    if not ids:
+    """Message id -> its recipient's contact details (the consumer's own contact point
+    with that address first, else any of the tenant's with it); absent when none."""
+    kind = KIND_OF_MEDIUM.get(medium)
+    if kind is None or not claimed:
+        return {}
+    tenant_ids = {c.tenant_id for c in claimed}
+    values = {c.to_address for c in claimed if c.to_address}
+    if not values:
         return {}
     rows = session.execute(
-        select(Message.id, ContactPoint.details)
-        .join(
-            ContactPoint,
-            and_(
-                ContactPoint.consumer_id == Message.consumer_id,
-                ContactPoint.kind == kind,
-                ContactPoint.value == Message.to_address,
-            ),
+        select(
+            ContactPoint.tenant_id,
+            ContactPoint.consumer_id,
+            ContactPoint.value,
+            ContactPoint.details,
+        ).where(
+            ContactPoint.tenant_id.in_(tenant_ids),
+            ContactPoint.kind == kind,
+            ContactPoint.value.in_(values),
+            ContactPoint.details.is_not(None),
         )
-        .where(Message.id.in_(ids))
-    )
-    return {message_id: dict(details or {}) for message_id, details in rows}
+    ).all()
+    if not rows:
+        return {}
+    exact: dict[tuple[int, int, str], dict[str, Any]] = {}
+    anyone: dict[tuple[int, str], dict[str, Any]] = {}
+    for tenant_id, consumer_id, value, details in rows:
+        if not details:
+            continue
+        exact[(tenant_id, consumer_id, value)] = details
+        anyone.setdefault((tenant_id, value), details)
+    out: dict[int, dict[str, Any]] = {}
+    for c in claimed:
+        found = None
+        if c.consumer_id is not None:
+            found = exact.get((c.tenant_id, c.consumer_id, c.to_address))
+        found = found or anyone.get((c.tenant_id, c.to_address))
+        if found:
+            out[c.id] = found
+    return out

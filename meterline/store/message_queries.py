@@ -115,6 +115,11 @@ def message_view(message: Message) -> dict[str, object]:
         "delivered_at": _iso(message.delivered_at),
         "read_at": _iso(message.read_at),
         "failed_at": _iso(message.failed_at),
+        # Fallback routing: the plan (steps, media skipped as unreachable), the current
+        # step, and when an accepted step moves on without a delivery status.
+        "route": message.route,
+        "route_step": message.route_step,
+        "fallback_at": _iso(message.fallback_at),
     }
 
 

@@ -440,6 +440,12 @@ class Message(Base):
     failed_at: Mapped[datetime | None] = mapped_column()
     inbox_read_at: Mapped[datetime | None] = mapped_column()  # the consumer opened it in-app
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Fallback routing (domain.routing): the plan's steps still to try and where the
+    # message is in it (NULL: a single step, nothing to fall back to); when a step that
+    # was accepted moves on for want of a delivery status.
+    route: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    route_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fallback_at: Mapped[datetime | None] = mapped_column()
 
 
 class MessageEvent(Base):
@@ -521,4 +527,36 @@ class MessagePart(Base):
     status: Mapped[str] = mapped_column(String(20), default="sent")
     error_code: Mapped[str | None] = mapped_column(String(80))
     error_text: Mapped[str | None] = mapped_column(String(1000))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# Fallback routing: the sweeper finds accepted steps whose delivery status is overdue, and a
+# late status about an earlier step finds its message through the attempt that sent it.
+Index(
+    "ix_messages_fallback_at",
+    Message.fallback_at,
+    sqlite_where=text("fallback_at IS NOT NULL"),
+    postgresql_where=text("fallback_at IS NOT NULL"),
+)
+Index(
+    "ix_message_events_provider_id",
+    MessageEvent.channel_account_id,
+    MessageEvent.provider_message_id,
+    sqlite_where=text("provider_message_id IS NOT NULL"),
+    postgresql_where=text("provider_message_id IS NOT NULL"),
+)
+
+
+class RouteConfig(Base):
+    """A tenant's own route for a notification kind (domain.routing has the defaults):
+    ``steps`` is a list of ``{"medium", "fallback_after_seconds"}``, tried in order."""
+
+    __tablename__ = "routes"
+    __table_args__ = (UniqueConstraint("tenant_id", "kind", name="uq_routes_tenant_kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    updated_by: Mapped[str | None] = mapped_column(String(100))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -47,6 +47,11 @@ class Claimed:
     cost_minor: int
     credit_state: str
     attempts: int  # including this one
+    # For the adapter (OutboundMessage.extra) and fallback routing (domain.routing).
+    consumer_id: int | None = None
+    data: dict[str, Any] | None = None
+    route: dict[str, Any] | None = None
+    route_step: int = 0
 
 
 CLAIM_COLUMNS = (
@@ -65,6 +70,10 @@ CLAIM_COLUMNS = (
     m.cost_minor,
     m.credit_state,
     m.attempts,
+    m.consumer_id,
+    m.data,
+    m.route,
+    m.route_step,
 )
 
 
@@ -152,6 +161,11 @@ class Outcome:
     credit_state: str | None = None  # new credit state, if it changes
     event: str = "attempt"
     attempts_delta: int = 0  # -1 when the attempt never reached the provider (paused)
+    # An accepted step of a route with a next step: when to move on without a status.
+    fallback_at: datetime | None = None
+    # The step failed and the route goes on: written as queued here, then moved to the
+    # next step (services.fallback) in the same transaction.
+    fall_back: bool = False
 
 
 _RECORD = (
@@ -174,6 +188,7 @@ _RECORD = (
         sent_at=bindparam("_sent_at"),
         delivered_at=bindparam("_delivered_at"),
         failed_at=bindparam("_failed_at"),
+        fallback_at=bindparam("_fallback_at"),
         updated_at=bindparam("_now"),
     )
 )
@@ -202,6 +217,7 @@ def record(
                 "_sent_at": now if s in (MessageStatus.sent, MessageStatus.delivered) else None,
                 "_delivered_at": now if s is MessageStatus.delivered else None,
                 "_failed_at": now if s is MessageStatus.failed else None,
+                "_fallback_at": o.fallback_at,
                 "_now": now,
             }
         )

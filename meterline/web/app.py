@@ -13,7 +13,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from meterline.runtime import Runtime
 from meterline.services.dispatch import Dispatcher, DispatcherThread, dispatch_settings
-from meterline.web import api, api_callbacks, api_messaging, api_push, console
+from meterline.web import api, api_callbacks, api_messaging, api_push, api_routes, console
 
 
 def create_app(runtime: Runtime, *, dispatcher: bool = False) -> FastAPI:
@@ -41,6 +41,7 @@ def create_app(runtime: Runtime, *, dispatcher: bool = False) -> FastAPI:
     app.include_router(api_messaging.router)
     app.include_router(api_push.router)
     app.include_router(api_callbacks.router)
+    app.include_router(api_routes.router)
     api_messaging.install_error_handlers(app)
     console.mount(app)
 

@@ -93,6 +93,10 @@ MESSAGE_LABELS = {
     "status_ignored": N_("Status report (ignored: out of order)"),
     "part_status": N_("Status report for one part (SMPP)"),
     "paused": N_("Channel paused"),
+    # fallback routing (services.fallback)
+    "fallback": N_("Fell back to the next channel"),
+    "unreachable": N_("Not reachable on this channel (remembered)"),
+    "status_earlier_step": N_("Status report about an earlier channel (ignored)"),
 }
 
 # Notification kinds (meterline.domain.notification_kinds.KINDS) as the console names them.

@@ -6,7 +6,6 @@ Real databases (SQLite and PostgreSQL), real HTTP both ways.
 
 from __future__ import annotations
 
-import inspect
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -39,15 +38,6 @@ PHONE = "+919812345678"
 OTHER_TENANTS_PHONE = PHONE  # the same number at another utility
 NOON_IST = datetime(2026, 3, 10, 6, 30, tzinfo=UTC)
 VERIFY = "verify-me-please"
-
-# The dispatcher fills OutboundMessage.extra["data"] / ["details"] on the fallback branch;
-# the tests that need the message's data in a template or the window from the contact
-# point run once it does (after the merge), and say so until then.
-DISPATCHER_FILLS_EXTRA = "extra=" in inspect.getsource(Dispatcher)
-needs_extra = pytest.mark.skipif(
-    not DISPATCHER_FILLS_EXTRA,
-    reason="the dispatcher does not fill OutboundMessage.extra yet (the fallback branch does)",
-)
 
 
 class Clock:
@@ -364,7 +354,6 @@ def dues(key: str, consumer_id: int) -> Notification:
     )
 
 
-@needs_extra
 def test_a_customers_message_opens_the_window_so_the_next_reminder_is_free_text(
     runtime: Runtime, tenant: Any, wa: WhatsAppStandin, account_id: int, consumer_id: int
 ) -> None:

@@ -38,6 +38,7 @@ SANDBOX = {
                 Outcome.fallback,
                 error_code="unreachable",
                 error_text="sandbox: number is unreachable",
+                unreachable=True,
             ),
         ),
         (

@@ -60,6 +60,7 @@ class Notification:
     language: str | None = None  # default: the consumer's, else the tenant's
     promotional: bool = False
     medium: Medium = Medium.sms
+    bill_id: int | None = None  # a dues reminder's bill: its payment cancels the message
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,7 @@ class Composer:
             "created_at": now,
             "updated_at": now,
             "delivered_at": now if status is MessageStatus.delivered else None,
+            "bill_id": n.bill_id,
         }
 
 

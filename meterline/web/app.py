@@ -13,7 +13,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from meterline.runtime import Runtime
 from meterline.services.dispatch import Dispatcher, DispatcherThread, dispatch_settings
-from meterline.web import api, api_messaging, console, payments
+from meterline.web import api, api_messaging, console, payments, reminders
 
 
 def create_app(runtime: Runtime, *, dispatcher: bool = False) -> FastAPI:
@@ -40,6 +40,7 @@ def create_app(runtime: Runtime, *, dispatcher: bool = False) -> FastAPI:
     app.include_router(api.router)
     app.include_router(api_messaging.router)
     app.include_router(payments.router)
+    app.include_router(reminders.router)
     api_messaging.install_error_handlers(app)
     console.mount(app)
 

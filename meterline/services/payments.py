@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
+import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -49,6 +50,8 @@ from meterline.store.models import (
     Tenant,
 )
 from meterline.store.upsert import insert_or_nothing
+
+log = structlog.get_logger("meterline.payments")
 
 DEFAULT_TTL = timedelta(days=30)
 # A reminder reuses a bill's live link only if it stays valid this long after sending.
@@ -319,7 +322,11 @@ def open_link(
     ).one()
     tenant = session.get(Tenant, link.tenant_id)
     assert tenant is not None
-    gateway = session.get(PaymentGateway, link.gateway_id) if link.gateway_id else None
+    gateway = (
+        session.get(PaymentGateway, link.gateway_id)
+        if link.gateway_id
+        else default_gateway(session, link.tenant_id)  # set up after the link was made
+    )
     return PayPage(
         code=link.code,
         tenant=tenant,
@@ -618,14 +625,25 @@ def handle_webhook(
     try:
         events = gateway.parse_webhook(request)
     except ForgedWebhook as exc:
+        log.warning("payment webhook forged", gateway_id=gateway_id, reason=str(exc))
         raise PaymentRefused(f"forged webhook: {exc}", status=403) from None
     except BadWebhook as exc:
+        log.warning("payment webhook unreadable", gateway_id=gateway_id, reason=str(exc))
         raise PaymentRefused(f"bad webhook: {exc}", status=400) from None
     report = WebhookReport()
     for event in events:
-        report.recorded.append(
-            record_payment(session, row, event, source="webhook", now=now, key=key)
-        )
+        try:
+            recorded = record_payment(session, row, event, source="webhook", now=now, key=key)
+        except PaymentRefused as exc:
+            # Said once here for the operator; the gateway gets the same text and retries.
+            log.warning(
+                "payment webhook refused",
+                gateway_id=gateway_id,
+                status=exc.status,
+                reason=exc.message,
+            )
+            raise
+        report.recorded.append(recorded)
     return report
 
 

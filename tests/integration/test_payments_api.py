@@ -357,3 +357,48 @@ def test_gateway_settings_and_roles(http, utility, rzp) -> None:
         headers=auth(utility.other_key),
     )
     assert foreign.status_code == 404
+
+
+def test_one_event_delivered_by_six_threads_at_once_credits_once(runtime, utility) -> None:
+    """Below HTTP: six sessions race through handle_webhook with the same signed event."""
+    import threading
+
+    from meterline.payments.sandbox import SandboxGateway
+    from meterline.services import payments as pay
+    from tests.support.payments_setup import SANDBOX_SECRET
+
+    key = pay.link_key(runtime.settings.secret_key.get_secret_value())
+    now = datetime.now(UTC)
+    with runtime.sessions() as s, s.begin():
+        tenant = s.get(Tenant, utility.tenant_id)
+        assert tenant is not None
+        row = pay.add_gateway(
+            s, tenant.id, name="sbx", type_name="sandbox", config={"webhook_secret": SANDBOX_SECRET}
+        )
+        gateway_id = row.id
+        gateway = pay.gateway_for(row)
+        code = pay.create_link(s, tenant, utility.bills["AL-003"], now=now, key=key).code
+    assert isinstance(gateway, SandboxGateway)
+    signed = gateway.signed_result(code, 3000_00, "INR", approve=True)
+    barrier = threading.Barrier(6)
+    results: list[Any] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        try:
+            with runtime.sessions() as s, s.begin():
+                report = pay.handle_webhook(s, gateway_id, signed, now=now, key=key)
+            results.append(report.recorded[0].created)
+        except Exception as exc:  # the test reports any failure below
+            results.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results, key=str) == [False] * 5 + [True], results
+    assert counts(runtime) == (1, 1, 1)
+    with runtime.sessions() as s:
+        account = s.get(Account, utility.accounts["AL-003"])
+        assert account is not None and account.dues_minor == 0 and account.balance_minor == 3000_00

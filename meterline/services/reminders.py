@@ -50,6 +50,7 @@ from meterline.store.models import (
 
 KIND = "dues_reminder"
 MAX_STEP_DAYS = 366
+KEY_CHUNK = 5000
 
 
 @dataclass(frozen=True)
@@ -287,13 +288,15 @@ def _send(
     run.queued, run.duplicates = result.queued, result.duplicates
     run.refused, run.cost_minor = len(result.refused), result.cost_minor
     run.details = {**(run.details or {}), "refused": result.refused[:100]}
-    new = session.execute(
-        select(Message.id, Message.bill_id).where(
-            Message.tenant_id == tenant.id,
-            Message.idempotency_key.in_(keys),
-            Message.batch_id == result.batch_id,
-        )
-    ).all()
+    new: list[Any] = []
+    for i in range(0, len(keys), KEY_CHUNK):  # bounded IN lists (SQLite's variable limit)
+        new += session.execute(
+            select(Message.id, Message.bill_id).where(
+                Message.tenant_id == tenant.id,
+                Message.idempotency_key.in_(keys[i : i + KEY_CHUNK]),
+                Message.batch_id == result.batch_id,
+            )
+        ).all()
     session.add_all(
         ReminderItem(
             tenant_id=tenant.id,
@@ -398,13 +401,16 @@ def run_schedule(
         if not targets:
             continue
         keys = [f"rem:step{step}:bill{t.bill_id}:due{t.due_date.isoformat()}" for t in targets]
-        already = set(
-            session.scalars(
-                select(Message.idempotency_key).where(
-                    Message.tenant_id == tenant.id, Message.idempotency_key.in_(keys)
+        already: set[str] = set()
+        for i in range(0, len(keys), KEY_CHUNK):
+            already.update(
+                session.scalars(
+                    select(Message.idempotency_key).where(
+                        Message.tenant_id == tenant.id,
+                        Message.idempotency_key.in_(keys[i : i + KEY_CHUNK]),
+                    )
                 )
             )
-        )
         fresh = [(t, k) for t, k in zip(targets, keys, strict=True) if k not in already]
         if not fresh:
             continue

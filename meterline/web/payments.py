@@ -9,6 +9,7 @@ check; its query string is never read.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -125,13 +126,24 @@ def _refused(request: Request, exc: pay.LinkRefused) -> HTMLResponse:
     return _page(request, "pay.html", refused=exc.reason, status_code=exc.status)
 
 
+# Messengers fetch a link to draw its preview card the moment it arrives: not a click.
+PREVIEW_AGENTS = re.compile(
+    r"whatsapp|facebookexternalhit|telegrambot|twitterbot|slackbot|skypeuripreview|"
+    r"discordbot|linkedinbot|googlebot|bingbot|viber",
+    re.IGNORECASE,
+)
+
+
 @router.get("/p/{code}", include_in_schema=False)
 def pay_page(request: Request, code: str, result: str | None = None) -> Response:
     """The link as clicked: verified, the click counted, the bill shown."""
     runtime = _runtime(request)
+    person = not PREVIEW_AGENTS.search(request.headers.get("user-agent", ""))
     try:
         with runtime.sessions() as session, session.begin():
-            page = pay.open_link(session, code, now=_now(request), key=_key(request))
+            page = pay.open_link(
+                session, code, now=_now(request), key=_key(request), count_click=person
+            )
             session.expunge_all()
     except pay.LinkRefused as exc:
         return _refused(request, exc)

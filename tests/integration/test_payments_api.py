@@ -127,6 +127,9 @@ def test_a_link_shows_the_bill_in_the_consumers_language_and_counts_clicks(
     assert "अपने बिल का भुगतान करें" in html
     ru = http.get(f"/p/{link['code']}?lang=ru").text
     assert "Оплатить счёт" in ru and re.search(r"1\s250,50", ru)
+    # WhatsApp fetching the link for its preview card is not the consumer clicking.
+    bot = http.get(f"/p/{link['code']}", headers={"user-agent": "WhatsApp/2.23.20.0 A"})
+    assert bot.status_code == 200
     info = http.get(f"/api/v1/payment-links/{link['code']}", headers=auth(utility.viewer_key))
     assert info.json()["clicks"] == 2 and info.json()["first_clicked_at"]
     # The same bill gets the same live link back.

@@ -49,9 +49,16 @@ class GatewayConfig(ChannelConfig):
 class GatewayError(Exception):
     """The gateway refused or could not be reached (names the gateway's code and text)."""
 
-    def __init__(self, message: str, *, code: str | None = None, retryable: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retryable: bool = False,
+        field: str | None = None,
+    ):
         super().__init__(message)
-        self.message, self.code, self.retryable = message, code, retryable
+        self.message, self.code, self.retryable, self.field = message, code, retryable, field
 
 
 class ForgedWebhook(Exception):

@@ -102,6 +102,7 @@ class RazorpayGateway(Gateway):
             f"Razorpay answered HTTP {response.status_code} {code}: {text}",
             code=code,
             retryable=retryable,
+            field=str(error["field"]) if isinstance(error, dict) and error.get("field") else None,
         )
 
     def create_checkout(self, request: CheckoutRequest) -> Checkout:
@@ -124,11 +125,33 @@ class RazorpayGateway(Gateway):
             "callback_method": "get",
             "expire_by": int(request.expires_at.timestamp()),
         }
-        answer = self._call("POST", "/v1/payment_links", body)
+        try:
+            answer = self._call("POST", "/v1/payment_links", body)
+        except GatewayError as exc:
+            # Our first request created it but its answer was lost (a timeout): Razorpay
+            # now refuses the reference; the link it made is the one to use.
+            found = self._existing(request) if exc.field == "reference_id" else None
+            if found is None:
+                raise
+            answer = found
         try:
             return Checkout(provider_ref=str(answer["id"]), url=str(answer["short_url"]))
         except KeyError as exc:
             raise GatewayError(f"Razorpay's answer has no {exc.args[0]!r}") from None
+
+    def _existing(self, request: CheckoutRequest) -> dict[str, Any] | None:
+        """The open link Razorpay already has for our reference, if it is for this amount."""
+        answer = self._call("GET", f"/v1/payment_links?reference_id={request.reference}")
+        for entity in answer.get("payment_links") or []:
+            if (
+                isinstance(entity, dict)
+                and entity.get("reference_id") == request.reference
+                and entity.get("amount") == request.amount_minor
+                and entity.get("currency") == request.currency
+                and entity.get("status") in ("created", "partially_paid", "paid")
+            ):
+                return entity
+        return None
 
     def parse_webhook(self, request: CallbackRequest) -> list[PaymentEvent]:
         expected = hmac_sha256_hex(self.config.webhook_secret.get_secret_value(), request.body)

@@ -405,3 +405,28 @@ def test_one_event_delivered_by_six_threads_at_once_credits_once(runtime, utilit
     with runtime.sessions() as s:
         account = s.get(Account, utility.accounts["AL-003"])
         assert account is not None and account.dues_minor == 0 and account.balance_minor == 3000_00
+
+
+def test_a_checkout_whose_answer_was_lost_is_found_again(http, site, runtime, utility, rzp) -> None:
+    """Razorpay made the link but we never heard back: the next click finds it by our
+    reference instead of failing on 'Reference Id already exists'."""
+    add_razorpay(http, utility, rzp)
+    code = new_link(http, utility)["code"]
+    lost = httpx.post(
+        f"{rzp.url}/v1/payment_links",
+        json={"amount": 1250_50, "currency": "INR", "reference_id": code},
+        auth=(KEY_ID, KEY_SECRET),
+    )
+    assert lost.status_code == 200
+    again = httpx.post(
+        f"{rzp.url}/v1/payment_links",
+        json={"amount": 1250_50, "currency": "INR", "reference_id": code},
+        auth=(KEY_ID, KEY_SECRET),
+    )
+    assert again.status_code == 400
+    assert again.json()["error"]["field"] == "reference_id"
+    go = http.post(f"/p/{code}/pay")
+    assert go.status_code == 303 and go.headers["location"] == lost.json()["short_url"]
+    with runtime.sessions() as s:
+        ref = s.scalar(select(PaymentLink.provider_ref).where(PaymentLink.code == code))
+    assert ref == lost.json()["id"] and len(rzp.links) == 1

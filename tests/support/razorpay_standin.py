@@ -7,6 +7,7 @@ It speaks what `meterline.payments.razorpay` uses, with Razorpay's payload shape
   a reused ``reference_id``, an amount under 100 paise or a missing currency answer 400
   with ``{"error": {"code": "BAD_REQUEST_ERROR", "description", "field", "source", "step",
   "reason", "metadata"}}``; wrong credentials answer 401 with the same error shape;
+- ``GET /v1/payment_links?reference_id=...``: ``{"payment_links": [...]}``;
 - ``GET /v1/payment_links/{id}``: the entity with its ``payments`` list once paid; an
   unknown id answers 400 BAD_REQUEST_ERROR, as Razorpay does;
 - ``pay(link_id, webhook_url, webhook_secret, times=3)``: marks the link paid with a new
@@ -130,6 +131,16 @@ class RazorpayStandin:
             self.links[link_id] = entity
         return JSONResponse(entity)
 
+    async def list_links(self, request: Request) -> JSONResponse:
+        self.requests.append(("GET", f"/v1/payment_links?{request.url.query}", None))
+        if not self._authorised(request):
+            return _error(401, "Authentication failed")
+        reference = request.query_params.get("reference_id")
+        found = [
+            e for e in self.links.values() if reference is None or e["reference_id"] == reference
+        ]
+        return JSONResponse({"payment_links": found})
+
     async def fetch(self, request: Request) -> JSONResponse:
         link_id = request.path_params["link_id"]
         self.requests.append(("GET", f"/v1/payment_links/{link_id}", None))
@@ -147,6 +158,7 @@ class RazorpayStandin:
         return Starlette(
             routes=[
                 Route("/v1/payment_links", self.create, methods=["POST"]),
+                Route("/v1/payment_links", self.list_links, methods=["GET"]),
                 Route("/v1/payment_links/{link_id}", self.fetch, methods=["GET"]),
                 Route("/i/{short}", self.checkout, methods=["GET"]),
             ]

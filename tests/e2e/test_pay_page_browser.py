@@ -93,3 +93,39 @@ def test_pay_with_the_sandbox_approving_and_declining(setup, runtime: Runtime) -
         assert unpaid is not None and unpaid.status is BillStatus.open
         confirm = s.scalars(select(Message).where(Message.kind == "payment_received")).one()
         assert confirm.language == "hi"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_reminders_page_previews_sends_and_reports(setup, runtime: Runtime) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base_url, _utility, _codes = setup
+    with runtime.sessions() as s, s.begin():
+        from meterline.store.models import Tenant
+
+        t = s.scalar(select(Tenant).where(Tenant.slug == "aligarh"))
+        assert t is not None
+        t.quiet_start = t.quiet_end = "00:00"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            page.set_default_timeout(15_000)
+            page.goto(f"{base_url}/console/reminders")
+            page.get_by_label("Username").fill("asha")
+            page.get_by_label("Password").fill("asha-password")
+            page.get_by_role("button", name="Log in").click()
+            expect(page).to_have_url(re.compile(r"/console/reminders$"))
+            page.get_by_label("Dues from (INR)").fill("500")
+            page.get_by_role("button", name="Preview").click()
+            expect(page.locator('[data-field="count"]')).to_have_text("3")
+            expect(page.locator('[data-channel="sms"]')).to_have_text("3")
+            page.screenshot(path=SHOTS / "34-reminders-preview.png", full_page=True)
+            page.locator("#send-run").click()
+            expect(page.locator("tr[data-run]")).to_have_count(1)
+            page.screenshot(path=SHOTS / "35-reminders-sent.png", full_page=True)
+        finally:
+            browser.close()
+    with runtime.sessions() as s:
+        n = s.scalar(select(func.count()).where(Message.kind == "dues_reminder"))
+    assert n == 3

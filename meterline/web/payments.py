@@ -237,6 +237,8 @@ def sandbox_decide(request: Request, code: str, decision: Annotated[str, Form()]
     try:
         with runtime.sessions() as session, session.begin():
             page, row = _sandbox(request, session, code)
+            if page.paid:  # a second press of Approve: nothing more to pay
+                return RedirectResponse(f"/p/{code}" + (f"?{suffix}" if suffix else ""), 303)
             gateway = pay.gateway_for(row)
             assert isinstance(gateway, SandboxGateway)
             signed = gateway.signed_result(
@@ -245,6 +247,13 @@ def sandbox_decide(request: Request, code: str, decision: Annotated[str, Form()]
             pay.handle_webhook(session, row.id, signed, now=_now(request), key=_key(request))
     except pay.LinkRefused as exc:
         return _refused(request, exc)
+    except pay.PaymentRefused as exc:
+        with runtime.sessions() as session:
+            page = pay.open_link(
+                session, code, now=_now(request), key=_key(request), count_click=False
+            )
+            session.expunge_all()
+        return _page(request, "pay.html", page=page, error=exc.message, status_code=exc.status)
     if decision == "decline":
         return RedirectResponse(
             f"/p/{code}?result=declined" + (f"&{suffix}" if suffix else ""), 303

@@ -430,3 +430,26 @@ def test_a_checkout_whose_answer_was_lost_is_found_again(http, site, runtime, ut
     with runtime.sessions() as s:
         ref = s.scalar(select(PaymentLink.provider_ref).where(PaymentLink.code == code))
     assert ref == lost.json()["id"] and len(rzp.links) == 1
+
+
+def test_the_sandbox_pressed_twice_pays_once(http, runtime, utility) -> None:
+    from tests.support.payments_setup import SANDBOX_SECRET
+
+    resp = http.post(
+        "/api/v1/payment-gateways",
+        json={"name": "sbx", "type": "sandbox", "config": {"webhook_secret": SANDBOX_SECRET}},
+        headers=auth(utility.admin_key),
+    )
+    assert resp.status_code == 201
+    code = new_link(http, utility, "AL-002")["code"]
+    assert http.post(f"/p/{code}/sandbox", data={"decision": "approve"}).status_code == 404
+    go = http.post(f"/p/{code}/pay")
+    assert go.headers["location"].endswith(f"/p/{code}/sandbox")
+    assert 'id="approve"' in http.get(f"/p/{code}/sandbox").text
+    first = http.post(f"/p/{code}/sandbox", data={"decision": "approve"})
+    assert first.status_code == 303 and first.headers["location"] == f"/p/{code}/return"
+    second = http.post(f"/p/{code}/sandbox", data={"decision": "approve"})
+    assert second.status_code == 303 and second.headers["location"] == f"/p/{code}"
+    assert 'data-result="paid"' in http.get(f"/p/{code}/return").text
+    assert counts(runtime) == (1, 1, 1)
+    assert http.post(f"/p/{code}/sandbox", data={"decision": "maybe"}).status_code == 422

@@ -135,7 +135,9 @@ def test_a_run_sends_each_bill_its_link_and_a_payment_cancels_what_is_queued(
         gateway = pay.gateway_for(row)
         signed = gateway.signed_result(code, 1250_50, "INR", approve=True)  # type: ignore[attr-defined]
         key = pay.link_key(runtime.settings.secret_key.get_secret_value())
-        (recorded,) = pay.handle_webhook(s, row.id, signed, now=datetime.now(UTC), key=key).recorded
+        (recorded,) = pay.handle_webhook(
+            s, row.id, signed, now=datetime(2026, 11, 29, 7, 0, tzinfo=UTC), key=key
+        ).recorded
         assert recorded.cancelled_reminders == 1
     drain(Dispatcher(runtime.sessions, settings=DispatchSettings(), rng=random.Random(1)))
     with runtime.sessions() as s:

@@ -4,8 +4,9 @@ report per run and per day."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import PlainTextResponse, Response
@@ -31,7 +32,7 @@ from meterline.web.console import (
     render,
 )
 from meterline.web.console_messages import BadAmount, parse_amount
-from meterline.web.i18n import N_, Formatter, translations
+from meterline.web.i18n import N_, translations
 
 router = APIRouter()
 
@@ -43,8 +44,9 @@ CHANNEL_LABELS = {
 }
 
 
-def _today(tenant: Tenant, at: datetime) -> Any:
-    return Formatter.create("en", tenant.country, tenant.currency, 2, tenant.timezone).today(at)
+def _today(tenant: Tenant, at: datetime) -> date:
+    """The tenant's date: due dates are days where the utility is."""
+    return at.astimezone(ZoneInfo(tenant.timezone)).date()
 
 
 def _key(request: Request) -> bytes:

@@ -302,6 +302,12 @@ def demo(
     uvicorn.run(create_app(rt, dispatcher=True), host=host, port=port, log_level="warning")
 
 
+def _register_payments(app: typer.Typer) -> None:
+    from meterline.cli_payments import register
+
+    register(app)
+
+
 def _register_messaging() -> None:
     from meterline.cli_messaging import register
 
@@ -309,6 +315,7 @@ def _register_messaging() -> None:
 
 
 _register_messaging()
+_register_payments(app)
 
 
 def _register_routes() -> None:

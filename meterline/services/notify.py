@@ -73,6 +73,7 @@ class Notification:
     # None: route by kind (the tenant's route for the kind, else the default: see
     # domain.routing), falling back along it; a medium: that medium alone.
     medium: Medium | None = None
+    bill_id: int | None = None  # a dues reminder's bill: its payment cancels the message
 
 
 @dataclass(frozen=True)
@@ -377,6 +378,7 @@ class Composer:
             "delivered_at": now if status is MessageStatus.delivered else None,
             "route": route_json,
             "route_step": 0,
+            "bill_id": n.bill_id,
         }
 
 

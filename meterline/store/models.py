@@ -446,6 +446,9 @@ class Message(Base):
     route: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     route_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     fallback_at: Mapped[datetime | None] = mapped_column()
+    # The bill a dues reminder is about: a payment for the bill cancels what is still queued.
+    # No foreign key: adding it would make SQLite rebuild the (large) messages table.
+    bill_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class MessageEvent(Base):
@@ -559,4 +562,136 @@ class RouteConfig(Base):
     kind: Mapped[str] = mapped_column(String(40))
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     updated_by: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- payments and dues reminders (issue 4, items 6-8) -------------------------------------
+
+
+class PaymentGateway(Base):
+    """A tenant's account at a payment gateway (``sandbox``, ``razorpay``): which plug-in and
+    its settings (secrets as ``env:NAME``, never shown back)."""
+
+    __tablename__ = "payment_gateways"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_payment_gateways_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    type_name: Mapped[str] = mapped_column(String(40))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The gateway new payment links hand over to.
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PaymentLink(Base):
+    """A signed, expiring short link (``/p/CODE``) to pay one bill a fixed amount.
+
+    ``signature`` is an HMAC (app secret) over tenant, code, account, bill, amount, currency
+    and expiry: a row changed behind our back (another amount, another tenant) is refused.
+    """
+
+    __tablename__ = "payment_links"
+    __table_args__ = (
+        Index("ix_payment_links_bill", "bill_id"),
+        Index("ix_payment_links_tenant_created", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    bill_id: Mapped[int] = mapped_column(ForeignKey("bills.id"))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    expires_at: Mapped[datetime] = mapped_column()
+    signature: Mapped[str] = mapped_column(String(64))
+    gateway_id: Mapped[int | None] = mapped_column(ForeignKey("payment_gateways.id"))
+    # The gateway's own id for the checkout (Razorpay's plink_...) and where it lives.
+    provider_ref: Mapped[str | None] = mapped_column(String(200))
+    provider_url: Mapped[str | None] = mapped_column(String(1000))
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    first_clicked_at: Mapped[datetime | None] = mapped_column()
+    last_clicked_at: Mapped[datetime | None] = mapped_column()
+    paid_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Payment(Base):
+    """One payment a gateway reported (verified webhook or server-side status check).
+
+    ``(gateway_id, provider_payment_id)`` is unique: the same event delivered three times at
+    once credits the account once."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("gateway_id", "provider_payment_id", name="uq_payments_gateway_payment"),
+        Index("ix_payments_tenant_created", "tenant_id", "created_at"),
+        Index("ix_payments_link", "link_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    gateway_id: Mapped[int] = mapped_column(ForeignKey("payment_gateways.id"))
+    provider_payment_id: Mapped[str] = mapped_column(String(200))
+    link_id: Mapped[int] = mapped_column(ForeignKey("payment_links.id"))
+    bill_id: Mapped[int] = mapped_column(ForeignKey("bills.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    source: Mapped[str] = mapped_column(String(20))  # "webhook" or "status_check"
+    ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReminderRun(Base):
+    """One dues-reminder run: an operator's send (with its filter) or a schedule step."""
+
+    __tablename__ = "reminder_runs"
+    __table_args__ = (Index("ix_reminder_runs_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(20))  # "manual" or "schedule"
+    # Days from the due date for a schedule step (-7 = a week before); None for manual runs.
+    step_days: Mapped[int | None] = mapped_column(Integer)
+    filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    selected: Mapped[int] = mapped_column(Integer, default=0)
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    cost_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReminderItem(Base):
+    """A bill reminded in a run: its message and payment link (the report joins these)."""
+
+    __tablename__ = "reminder_items"
+    __table_args__ = (
+        UniqueConstraint("run_id", "bill_id", name="uq_reminder_items_run_bill"),
+        Index("ix_reminder_items_tenant_created", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("reminder_runs.id", ondelete="CASCADE"))
+    bill_id: Mapped[int] = mapped_column(ForeignKey("bills.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReminderSchedule(Base):
+    """A tenant's reminder steps in days from the due date (e.g. [-7, 0, 3])."""
+
+    __tablename__ = "reminder_schedules"
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    steps: Mapped[list[int]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -13,7 +13,16 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from meterline.runtime import Runtime
 from meterline.services.dispatch import Dispatcher, DispatcherThread, dispatch_settings
-from meterline.web import api, api_callbacks, api_messaging, api_push, api_routes, console
+from meterline.web import (
+    api,
+    api_callbacks,
+    api_messaging,
+    api_push,
+    api_routes,
+    console,
+    payments,
+    reminders,
+)
 
 
 def create_app(runtime: Runtime, *, dispatcher: bool = False) -> FastAPI:
@@ -42,6 +51,8 @@ def create_app(runtime: Runtime, *, dispatcher: bool = False) -> FastAPI:
     app.include_router(api_push.router)
     app.include_router(api_callbacks.router)
     app.include_router(api_routes.router)
+    app.include_router(payments.router)
+    app.include_router(reminders.router)
     api_messaging.install_error_handlers(app)
     console.mount(app)
 

@@ -4,6 +4,7 @@ and tamper episodes, stale guard; out-of-order and duplicate events are harmless
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -252,7 +253,7 @@ def test_every_episode_opens_once_before_it_closes(events: list[MeterEvent]) -> 
     for subject in {a.subject for a in alerts}:
         flags = [a.opening for a in alerts if a.subject == subject]
         assert flags[0] is True
-        assert all(x != y for x, y in zip(flags, flags[1:], strict=False)), (subject, flags)
+        assert all(x != y for x, y in itertools.pairwise(flags)), (subject, flags)
 
 
 @settings(max_examples=200, deadline=None)

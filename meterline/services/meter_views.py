@@ -182,7 +182,7 @@ def usage(
 ) -> dict[str, Any]:
     """Consumption per day or month, oldest first: the register's rise over the period
     (from the end of the previous reported period, else within it), maximum demand,
-    recharges."""
+    recharges. Ingest keeps day rows; months are folded from them here."""
     if period not in ("day", "month"):
         raise ServiceError(f"period: {period!r} is not day or month")
     meter_id = session.scalar(
@@ -190,35 +190,58 @@ def usage(
     )
     if meter_id is None:
         raise NotFound(f"no meter {serial!r}")
-    rows = list(
-        session.scalars(
-            select(m.MeterUsage)
-            .where(m.MeterUsage.meter_id == meter_id, m.MeterUsage.period == period)
+    limit = max(1, min(limit, 5000))
+    days = list(
+        session.execute(
+            select(
+                m.MeterUsage.start,
+                m.MeterUsage.reading_min,
+                m.MeterUsage.reading_max,
+                m.MeterUsage.unit,
+                m.MeterUsage.max_demand_kw,
+                m.MeterUsage.recharges,
+                m.MeterUsage.recharged_minor,
+            )
+            .where(m.MeterUsage.meter_id == meter_id, m.MeterUsage.period == "day")
             .order_by(m.MeterUsage.start.desc())
-            .limit(max(1, min(limit, 5000)) + 1)
+            .limit((limit + 1) * (31 if period == "month" else 1))
         )
     )
-    rows.reverse()
+    days.reverse()
+    buckets: dict[date, list[Any]] = {}
+    for start, low, high, unit, kw, recharges, recharged in days:
+        key = start.replace(day=1) if period == "month" else start
+        b = buckets.get(key)
+        if b is None:
+            buckets[key] = [low, high, unit, kw, recharges, recharged]
+            continue
+        b[0] = low if b[0] is None else (b[0] if low is None else min(b[0], low))
+        b[1] = high if b[1] is None else (b[1] if high is None else max(b[1], high))
+        b[2] = unit or b[2]
+        b[3] = kw if b[3] is None else (b[3] if kw is None else max(b[3], kw))
+        b[4] += recharges
+        b[5] += recharged
+    items = sorted(buckets.items())
     out: list[dict[str, Any]] = []
     previous_max: Decimal | None = None
-    for i, row in enumerate(rows):
+    for i, (start, (low, high, unit, kw, recharges, recharged)) in enumerate(items):
         consumed: Decimal | None = None
-        if row.reading_max is not None:
-            base = previous_max if previous_max is not None else row.reading_min
-            consumed = row.reading_max - base if base is not None else None
-            previous_max = row.reading_max
-        if i == 0 and len(rows) > limit:
+        if high is not None:
+            base = previous_max if previous_max is not None else low
+            consumed = high - base if base is not None else None
+            previous_max = high
+        if i < len(items) - limit:
             continue  # fetched only as the base of the next period
         out.append(
             {
-                "start": row.start.isoformat(),
+                "start": start.isoformat(),
                 "consumption": _num(consumed),
-                "unit": row.unit,
-                "reading_min": _num(row.reading_min),
-                "reading_max": _num(row.reading_max),
-                "max_demand_kw": _num(row.max_demand_kw),
-                "recharges": row.recharges,
-                "recharged_minor": row.recharged_minor,
+                "unit": unit,
+                "reading_min": _num(low),
+                "reading_max": _num(high),
+                "max_demand_kw": _num(kw),
+                "recharges": recharges,
+                "recharged_minor": recharged,
             }
         )
     return {"meter": serial, "period": period, "rows": out}

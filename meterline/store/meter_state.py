@@ -141,7 +141,7 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
         "INSERT INTO meter_states (meter_id, tenant_id, zero_open, over_count, overload_open)"
         f" SELECT m.id, m.tenant_id, {'false' if pg else '0'}, 0, {'false' if pg else '0'}"
         f" FROM meters m WHERE m.tenant_id = {mark} AND {match}"
-        " ON CONFLICT DO NOTHING",
+        " ORDER BY m.id ON CONFLICT DO NOTHING",  # one order: concurrent batches never deadlock
         (tenant_id, param),
     )
     cols = ", ".join(f"s.{c}" for c in STATE_COLUMNS)

@@ -120,7 +120,7 @@ def ingest_events(
     as a dict, or its JSON text (str or bytes: an NDJSON line, an MQTT payload); a text
     holding a JSON array counts as its elements (see `meter_events.decode_items` for the
     line numbers). `source` names the path ("http", "mqtt", "file:<name>") and is kept
-    with the batch and the unknown serials (an event's own "source" wins for the event).
+    with the batch's counts (`meter_event_batches`) and its unknown serials.
     `now` defaults to the clock; the future-time and stale checks use it.
 
     Malformed events are listed in the report and the rest go through. Raises `NotFound`
@@ -165,7 +165,7 @@ def alert_settings(session: Session, tenant: m.Tenant) -> AlertSettings:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Meter:
     id: int
     serial: str
@@ -278,9 +278,13 @@ def _load_meters(session: Session, tenant_id: int, serials: set[str]) -> dict[st
     if not serials:
         return {}
     out: dict[str, _Meter] = {}
+    contexts: dict[tuple[Any, Any], MeterContext] = {}  # a fleet has few distinct ones
     for mid, serial, kind, account_id, number, consumer_id, kw, low, values in ensure_and_load(
         session, tenant_id, sorted(serials)
     ):
+        ctx = contexts.get((kw, low))
+        if ctx is None:
+            ctx = contexts[(kw, low)] = MeterContext(sanctioned_kw=kw, low_balance_minor=low)
         tamper = {
             code: (bool(v[0]), datetime.fromisoformat(v[1]))
             for code, v in (values.pop("tamper") or {}).items()
@@ -292,7 +296,7 @@ def _load_meters(session: Session, tenant_id: int, serials: set[str]) -> dict[st
             account_id=account_id,
             account_number=number,
             consumer_id=consumer_id,
-            ctx=MeterContext(sanctioned_kw=kw, low_balance_minor=low),
+            ctx=ctx,
             state=MeterState(**values, tamper=tamper),
         )
     return out

@@ -93,7 +93,6 @@ PG_TYPES = {
 TIMES = frozenset(c for c in STATE_COLUMNS if c.endswith("_at") or c == "last_seen")
 DECIMALS = frozenset({"reading_value", "demand_kw"})
 BOOLS = frozenset({"zero_open", "overload_open"})
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 # (meter id, serial, kind, account id, account number, consumer id, sanctioned kW,
 #  account's low-balance threshold, {state column: value})
@@ -109,7 +108,10 @@ def _is_pg(session: Session) -> bool:
 def _sqlite_time(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(UTC).strftime(_SQLITE_TIME)
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # The text SQLAlchemy writes for a UTCDateTime on SQLite (isoformat is the fast way).
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _read_sqlite_time(value: Any) -> datetime | None:

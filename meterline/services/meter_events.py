@@ -21,7 +21,14 @@ from sqlalchemy import Table, and_, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from meterline.domain.meter_events import EventType, LineError, MeterEvent, parse_batch, unit_fits
+from meterline.domain.meter_events import (
+    EventType,
+    LineError,
+    MeterEvent,
+    ParsedBatch,
+    parse_batch,
+    unit_fits,
+)
 from meterline.domain.meter_rules import (
     AlertSettings,
     MeterContext,
@@ -128,9 +135,18 @@ def ingest_events(
     with bigger inputs cut them into batches). Thread-safe; call it from several workers.
     """
     sessions: sessionmaker[Session] = getattr(runtime_or_sessions, "sessions", runtime_or_sessions)
+    readers: sessionmaker[Session] = getattr(runtime_or_sessions, "read_sessions", sessions)
     moment = now or datetime.now(UTC)
+    with readers() as session:
+        t = _tenant(session, tenant)
+        settings, tenant_id = alert_settings(session, t), t.id
+    # Parsed before the write transaction: on SQLite other writers wait for that lock.
+    parsed = parse_batch(items, now=moment, max_skew=settings.max_skew)
     with sessions() as session, session.begin():
-        return ingest_in_session(session, tenant, items, source=source, now=moment)
+        found = session.get(m.Tenant, tenant_id)
+        if found is None:  # deleted in between
+            raise NotFound(f"no tenant {tenant!r}")
+        return _ingest_parsed(session, found, settings, parsed, source=source, now=moment)
 
 
 def _tenant(session: Session, tenant: str | int) -> m.Tenant:
@@ -190,6 +206,18 @@ def ingest_in_session(
     t = tenant if isinstance(tenant, m.Tenant) else _tenant(session, tenant)
     settings = alert_settings(session, t)
     parsed = parse_batch(items, now=now, max_skew=settings.max_skew)
+    return _ingest_parsed(session, t, settings, parsed, source=source, now=now)
+
+
+def _ingest_parsed(
+    session: Session,
+    t: m.Tenant,
+    settings: AlertSettings,
+    parsed: ParsedBatch,
+    *,
+    source: str,
+    now: datetime,
+) -> IngestReport:
     total = len(parsed.events) + len(parsed.errors)
     if total > MAX_BATCH:
         raise BatchTooLarge(

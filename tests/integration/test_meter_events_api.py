@@ -202,6 +202,10 @@ def test_tamper_codes_once_each_plus_restored_and_stale_events_alert_no_one(
     ]
     meter = client.get("/api/v1/meters/SN-1", headers={"X-API-Key": key}).json()
     assert meter["state"]["tamper"] == ["cover_open"]
+    assert [(e["type"], e["value"]) for e in meter["state"]["recent_events"]] == [
+        ("tamper", "magnet restored"),
+        ("tamper", "cover_open"),
+    ]  # the newest of each stream
 
 
 def test_bad_input_is_refused_line_by_line_and_the_rest_goes_through(
@@ -311,6 +315,9 @@ def test_daily_usage_from_register_readings(client, runtime, fleet) -> None:
     assert months.json()["rows"][0]["consumption"] == "21.25"
     state = client.get("/api/v1/meters/SN-1", headers={"X-API-Key": key}).json()["state"]
     assert state["reading"] == "121.25"
+    assert state["recent_events"] == [
+        {"at": "2026-11-28T15:30:00+00:00", "type": "reading", "value": "121.25 kWh"}
+    ]
     bad = client.get("/api/v1/meters/SN-1/usage?period=week", headers={"X-API-Key": key})
     assert bad.status_code == 422
 

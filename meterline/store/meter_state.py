@@ -126,6 +126,10 @@ def _read_decimal(value: Any) -> Decimal | None:
     return Decimal(f"{value:.3f}")
 
 
+def _read_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) -> list[StateRow]:
     """The tenant's meters among `serials` with their accounts and states, each state row
     created if missing; on PostgreSQL the states are locked (in meter id order) until the
@@ -162,18 +166,19 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
         fetched = cursor.fetchall()
     finally:
         cursor.close()
+    # Converters by position, so a row is converted in one pass over its non-null values.
+    converters: dict[int, Any] = {STATE_COLUMNS.index(n): bool for n in BOOLS}
+    if not pg:
+        converters.update({STATE_COLUMNS.index(n): _read_sqlite_time for n in TIMES})
+        converters.update({STATE_COLUMNS.index(n): _read_decimal for n in DECIMALS})
+        converters[STATE_COLUMNS.index("tamper")] = _read_json
+    plan = list(converters.items())
     out: list[StateRow] = []
     for row in fetched:
-        values = dict(zip(STATE_COLUMNS, row[8:], strict=True))
-        if not pg:
-            for name in TIMES:
-                values[name] = _read_sqlite_time(values[name])
-            for name in DECIMALS:
-                values[name] = _read_decimal(values[name])
-            if isinstance(values["tamper"], str):
-                values["tamper"] = json.loads(values["tamper"])
-        for name in BOOLS:
-            values[name] = bool(values[name])
+        state = list(row[8:])
+        for i, fn in plan:
+            if state[i] is not None:
+                state[i] = fn(state[i])
         out.append(
             (
                 row[0],
@@ -184,7 +189,7 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
                 row[5],
                 _read_decimal(row[6]),
                 row[7],
-                values,
+                dict(zip(STATE_COLUMNS, state, strict=True)),
             )
         )
     return out

@@ -49,6 +49,7 @@ class EventType(StrEnum):
     relay = "relay"
 
 
+_TYPES = {t.value: t for t in EventType}  # a dict lookup: calling the enum is slow
 UNITS: Mapping[str, frozenset[Service]] = {
     "kWh": frozenset({Service.electricity}),
     "m3": frozenset({Service.water, Service.gas}),
@@ -221,12 +222,11 @@ def parse_event(
     if not isinstance(obj, Mapping):
         raise EventRejected(f"expected a JSON object, got {type(obj).__name__}")
     raw_type = _text(obj, "type", required=True)
-    try:
-        kind = EventType(str(raw_type))
-    except ValueError:
+    kind = _TYPES.get(raw_type)  # type: ignore[arg-type]
+    if kind is None:
         raise EventRejected(
             f"type: {raw_type!r} is not one of {', '.join(t.value for t in EventType)}"
-        ) from None
+        )
     meter = _text(obj, "meter", required=True, limit=MAX_SERIAL)
     assert meter is not None
     at = _time(obj.get("at"))

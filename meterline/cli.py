@@ -326,5 +326,14 @@ def _register_routes() -> None:
 
 _register_routes()
 
+
+def _register_events() -> None:
+    from meterline.cli_events import events_app
+
+    app.add_typer(events_app, name="events")
+
+
+_register_events()
+
 if __name__ == "__main__":  # pragma: no cover
     app()

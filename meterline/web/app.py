@@ -16,6 +16,7 @@ from meterline.services.dispatch import Dispatcher, DispatcherThread, dispatch_s
 from meterline.web import (
     api,
     api_callbacks,
+    api_events,
     api_messaging,
     api_push,
     api_routes,
@@ -53,6 +54,7 @@ def create_app(runtime: Runtime, *, dispatcher: bool = False) -> FastAPI:
     app.include_router(api_routes.router)
     app.include_router(payments.router)
     app.include_router(reminders.router)
+    app.include_router(api_events.router)
     api_messaging.install_error_handlers(app)
     console.mount(app)
 

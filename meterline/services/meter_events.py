@@ -1,0 +1,577 @@
+"""Ingesting smart-meter events: parse, apply the rules, persist state, queue alerts.
+
+One batch is one transaction: the meters' states are loaded in one query (locked on
+PostgreSQL, so two workers on one stream cannot lose an update), the rules run in
+memory (`meterline.domain.meter_rules`), and states, usage aggregates, alert episodes
+and their messages (through `notify`, the transactional outbox) are written together.
+HTTP (`POST /api/v1/events`), files (`meterline events load`) and MQTT all come here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, and_, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from meterline.domain.meter_events import (
+    EventType,
+    LineError,
+    MeterEvent,
+    ParsedBatch,
+    parse_batch,
+    unit_fits,
+)
+from meterline.domain.meter_rules import (
+    Alert,
+    AlertSettings,
+    MeterContext,
+    MeterState,
+    Outcome,
+    Verdict,
+    apply_event,
+)
+from meterline.services.errors import NotFound, ServiceError
+from meterline.services.notify import Composer, Notification, notify
+from meterline.services.tenants import currency_exponent
+from meterline.store import models as m
+from meterline.store.meter_state import (
+    STREAM_COLUMNS,
+    ensure_and_load,
+    save_states,
+    upsert_usage,
+)
+
+__all__ = [
+    "MAX_BATCH",
+    "BatchTooLarge",
+    "IngestReport",
+    "alert_settings",
+    "ingest_events",
+    "ingest_in_session",
+]
+
+MAX_BATCH = 10_000
+MAX_LISTED_ERRORS = 1000  # per report; the batch row keeps the first 100
+ALERTS = cast(Table, m.MeterAlert.__table__)
+UNKNOWN = cast(Table, m.MeterUnknownSerial.__table__)
+
+
+@dataclass
+class IngestReport:
+    """What became of a batch. ``accepted`` events were stored (``older`` ones included:
+    out of order, they change no state and alert no one but still count in the usage
+    aggregates); ``duplicates`` were already known (same stream, same time); ``rejected``
+    ones are listed in ``errors`` with their line; events for serials the tenant has no
+    meter for are counted in ``unknown_meters`` (serials in ``unknown_serials``)."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    older: int = 0  # of the accepted: out of order, a newer value was known (no alerts)
+    rejected: int = 0
+    unknown_meters: int = 0
+    alerts: int = 0  # episodes opened or closed
+    messages: int = 0  # messages queued for consumers
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    unknown_serials: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "older": self.older,
+            "rejected": self.rejected,
+            "unknown_meters": self.unknown_meters,
+            "unknown_serials": self.unknown_serials,
+            "alerts": self.alerts,
+            "messages": self.messages,
+            "errors": self.errors,
+        }
+
+    def add(self, other: IngestReport) -> None:
+        """Fold another batch's report into this one (file loads in chunks)."""
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.older += other.older
+        self.rejected += other.rejected
+        self.unknown_meters += other.unknown_meters
+        self.alerts += other.alerts
+        self.messages += other.messages
+        self.errors.extend(other.errors)
+        self.unknown_serials.extend(
+            s for s in other.unknown_serials if s not in self.unknown_serials
+        )
+
+
+class BatchTooLarge(ServiceError):
+    pass
+
+
+def ingest_events(
+    runtime_or_sessions: Any,
+    tenant: str | int,
+    items: Iterable[bytes | str | Mapping[str, Any]],
+    *,
+    source: str,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Ingest one batch of events for `tenant` (its slug or id) in one transaction.
+
+    `runtime_or_sessions`: a `Runtime` or a write `sessionmaker`. `items`: each one event,
+    as a dict, or its JSON text (str or bytes: an NDJSON line, an MQTT payload); a text
+    holding a JSON array counts as its elements (see `meter_events.decode_items` for the
+    line numbers). `source` names the path ("http", "mqtt", "file:<name>") and is kept
+    with the batch's counts (`meter_event_batches`) and its unknown serials.
+    `now` defaults to the clock; the future-time and stale checks use it.
+
+    Malformed events are listed in the report and the rest go through. Raises `NotFound`
+    for an unknown tenant and `BatchTooLarge` above `MAX_BATCH` parsed items (callers
+    with bigger inputs cut them into batches). Thread-safe; call it from several workers.
+    """
+    sessions: sessionmaker[Session] = getattr(runtime_or_sessions, "sessions", runtime_or_sessions)
+    readers: sessionmaker[Session] = getattr(runtime_or_sessions, "read_sessions", sessions)
+    moment = now or datetime.now(UTC)
+    with readers() as session:
+        t = _tenant(session, tenant)
+        settings, tenant_id = alert_settings(session, t), t.id
+    # Parsed before the write transaction: on SQLite other writers wait for that lock.
+    parsed = parse_batch(items, now=moment, max_skew=settings.max_skew)
+    with sessions() as session, session.begin():
+        found = session.get(m.Tenant, tenant_id)
+        if found is None:  # deleted in between
+            raise NotFound(f"no tenant {tenant!r}")
+        return _ingest_parsed(session, found, settings, parsed, source=source, now=moment)
+
+
+def _tenant(session: Session, tenant: str | int) -> m.Tenant:
+    if isinstance(tenant, int):
+        found = session.get(m.Tenant, tenant)
+    else:
+        found = session.scalar(select(m.Tenant).where(m.Tenant.slug == tenant))
+    if found is None:
+        raise NotFound(f"no tenant {tenant!r}")
+    return found
+
+
+def alert_settings(session: Session, tenant: m.Tenant) -> AlertSettings:
+    """The tenant's rule settings, defaults filled in (100 major units of its currency)."""
+    row = session.get(m.MeterAlertSettings, tenant.id)
+    unit = 10 ** currency_exponent(tenant.currency)
+    if row is None:
+        return AlertSettings(low_balance_minor=100 * unit)
+    levels = tuple(int(p) for p in row.percent_levels.split(",") if p.strip())
+    return AlertSettings(
+        low_balance_minor=row.low_balance_minor
+        if row.low_balance_minor is not None
+        else 100 * unit,
+        percent_levels=levels,
+        hysteresis_minor=row.hysteresis_minor,
+        overload_intervals=row.overload_intervals,
+        stale_after=timedelta(seconds=row.stale_after_s),
+        silent_after=timedelta(seconds=row.silent_after_s),
+        max_skew=timedelta(seconds=row.max_skew_s),
+        grace_text=dict(row.grace_text or {}),
+        mandatory=frozenset(k for k in row.mandatory_kinds.split(",") if k),
+    )
+
+
+@dataclass(slots=True)
+class _Meter:
+    id: int
+    serial: str
+    kind: str
+    account_id: int | None
+    account_number: str | None
+    consumer_id: int | None
+    ctx: MeterContext
+    state: MeterState
+    touched: set[EventType] = field(default_factory=set)  # streams whose state changed
+
+
+def ingest_in_session(
+    session: Session,
+    tenant: str | int | m.Tenant,
+    items: Iterable[bytes | str | Mapping[str, Any]],
+    *,
+    source: str,
+    now: datetime,
+) -> IngestReport:
+    """`ingest_events` inside the caller's transaction."""
+    t = tenant if isinstance(tenant, m.Tenant) else _tenant(session, tenant)
+    settings = alert_settings(session, t)
+    parsed = parse_batch(items, now=now, max_skew=settings.max_skew)
+    return _ingest_parsed(session, t, settings, parsed, source=source, now=now)
+
+
+def _ingest_parsed(
+    session: Session,
+    t: m.Tenant,
+    settings: AlertSettings,
+    parsed: ParsedBatch,
+    *,
+    source: str,
+    now: datetime,
+) -> IngestReport:
+    total = len(parsed.events) + len(parsed.errors)
+    if total > MAX_BATCH:
+        raise BatchTooLarge(
+            f"{total} events in one batch; at most {MAX_BATCH} (send several requests)"
+        )
+    report = IngestReport()
+    errors: list[LineError] = list(parsed.errors)
+    meters = _load_meters(session, t.id, {e.meter for _, e in parsed.events})
+    per_meter: dict[int, list[MeterEvent]] = defaultdict(list)
+    unknown: dict[str, int] = {}
+    seen: set[tuple[Any, ...]] = set()
+    for line, event in parsed.events:
+        meter = meters.get(event.meter)
+        if meter is None:
+            unknown[event.meter] = unknown.get(event.meter, 0) + 1
+            continue
+        if event.type is EventType.reading and not unit_fits(event.unit or "", meter.kind):
+            errors.append(
+                LineError(
+                    line,
+                    f"unit: {event.unit} does not fit {meter.kind} meter {meter.serial}",
+                    event.meter,
+                )
+            )
+            continue
+        identity = event.identity
+        if identity in seen:
+            report.duplicates += 1
+            continue
+        seen.add(identity)
+        per_meter[meter.id].append(event)
+    by_id = {meter.id: meter for meter in meters.values()}
+    zone = ZoneInfo(t.timezone)
+    usage = _Usage(zone)
+    alerts: list[tuple[_Meter, Alert]] = []
+    for meter_id, events in per_meter.items():
+        meter = by_id[meter_id]
+        events.sort(key=lambda e: e.at)
+        for event in events:
+            outcome: Outcome = apply_event(meter.state, event, meter.ctx, settings, now=now)
+            if outcome.verdict is Verdict.duplicate:
+                report.duplicates += 1
+                continue
+            report.accepted += 1
+            if outcome.verdict is Verdict.older:
+                report.older += 1  # changes no state: nothing to write for it
+            else:
+                meter.touched.add(event.type)
+            usage.add(meter_id, event, outcome)
+            alerts.extend((meter, alert) for alert in outcome.alerts)
+    _save_states(session, [mt for mt in by_id.values() if mt.touched], now)
+    usage.save(session, t.id)
+    if alerts:
+        _raise_alerts(session, t, settings, alerts, now, report)
+    if unknown:
+        _count_unknown(session, t.id, unknown, source, now)
+        report.unknown_meters = sum(unknown.values())
+        report.unknown_serials = sorted(unknown)[:100]
+    errors.sort(key=lambda e: e.line)
+    report.rejected = len(errors)
+    report.errors = [e.as_dict() for e in errors[:MAX_LISTED_ERRORS]]
+    session.execute(
+        insert(m.MeterEventBatch).values(
+            tenant_id=t.id,
+            source=source[:100],
+            received_at=now,
+            accepted=report.accepted,
+            duplicates=report.duplicates,
+            rejected=report.rejected,
+            unknown=report.unknown_meters,
+            alerts=report.alerts,
+            errors=report.errors[:100] or None,
+        )
+    )
+    return report
+
+
+def _insert(session: Session, table: Any) -> Any:
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(table)
+
+
+def _load_meters(session: Session, tenant_id: int, serials: set[str]) -> dict[str, _Meter]:
+    """The batch's meters with their accounts and states, in one query (locked on
+    PostgreSQL; see `store.meter_state.ensure_and_load`)."""
+    if not serials:
+        return {}
+    out: dict[str, _Meter] = {}
+    contexts: dict[tuple[Any, Any], MeterContext] = {}  # a fleet has few distinct ones
+    for mid, serial, kind, account_id, number, consumer_id, kw, low, values in ensure_and_load(
+        session, tenant_id, sorted(serials)
+    ):
+        ctx = contexts.get((kw, low))
+        if ctx is None:
+            ctx = contexts[(kw, low)] = MeterContext(sanctioned_kw=kw, low_balance_minor=low)
+        tamper = {
+            code: (bool(v[0]), datetime.fromisoformat(v[1]))
+            for code, v in (values.pop("tamper") or {}).items()
+        }
+        out[serial] = _Meter(
+            id=mid,
+            serial=serial,
+            kind=str(kind),
+            account_id=account_id,
+            account_number=number,
+            consumer_id=consumer_id,
+            ctx=ctx,
+            state=MeterState(**values, tamper=tamper),
+        )
+    return out
+
+
+def _save_states(session: Session, meters: list[_Meter], now: datetime) -> None:
+    """Write back the streams each meter's events changed (one statement per combination
+    of streams: a batch mostly has a handful)."""
+    groups: dict[frozenset[EventType], list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for meter in meters:
+        s = meter.state
+        names = [name for kind in meter.touched for name in STREAM_COLUMNS[kind]]
+        values = {name: getattr(s, name) for name in names}
+        values["last_seen"] = s.last_seen
+        if "tamper" in values:
+            values["tamper"] = (
+                {code: [active, at.isoformat()] for code, (active, at) in s.tamper.items()}
+                if s.tamper
+                else None
+            )
+        groups[frozenset(meter.touched)].append((meter.id, values))
+    for kinds, rows in groups.items():
+        columns = [name for kind in sorted(kinds) for name in STREAM_COLUMNS[kind]]
+        save_states(session, [*columns, "last_seen"], rows, now)
+
+
+class _Usage:
+    """The batch's contribution to each (meter, day) and (meter, month) aggregate."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.rows: dict[tuple[int, str, date], dict[str, Any]] = {}
+
+    def _row(self, meter_id: int, period: str, start: date) -> dict[str, Any]:
+        key = (meter_id, period, start)
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = {
+                "meter_id": meter_id,
+                "period": period,
+                "start": start,
+                "reading_min": None,
+                "reading_max": None,
+                "unit": None,
+                "max_demand_kw": None,
+                "recharges": 0,
+                "recharged_minor": 0,
+            }
+        return row
+
+    def add(self, meter_id: int, event: MeterEvent, outcome: Outcome) -> None:
+        if event.type not in (EventType.reading, EventType.demand) and outcome.recharge is None:
+            return
+        day = event.at.astimezone(self.zone).date()
+        row = self._row(meter_id, "day", day)  # months are folded from days when read
+        if event.type is EventType.reading:
+            v = event.value
+            row["reading_min"] = v if row["reading_min"] is None else min(row["reading_min"], v)
+            row["reading_max"] = v if row["reading_max"] is None else max(row["reading_max"], v)
+            row["unit"] = event.unit
+        elif event.type is EventType.demand:
+            kw = event.kw
+            old = row["max_demand_kw"]
+            row["max_demand_kw"] = kw if old is None else max(old, kw)
+        if outcome.recharge is not None:
+            row["recharges"] += 1
+            row["recharged_minor"] += outcome.recharge.amount_minor
+
+    def save(self, session: Session, tenant_id: int) -> None:
+        upsert_usage(session, [{**row, "tenant_id": tenant_id} for row in self.rows.values()])
+
+
+def _count_unknown(
+    session: Session, tenant_id: int, unknown: dict[str, int], source: str, now: datetime
+) -> None:
+    stmt = _insert(session, UNKNOWN)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "serial"],
+        set_={
+            "events": UNKNOWN.c.events + stmt.excluded.events,
+            "last_seen": stmt.excluded.last_seen,
+            "last_source": stmt.excluded.last_source,
+        },
+    )
+    session.execute(
+        stmt,
+        [
+            {
+                "tenant_id": tenant_id,
+                "serial": serial,
+                "events": count,
+                "first_seen": now,
+                "last_seen": now,
+                "last_source": source[:100],
+            }
+            for serial, count in sorted(unknown.items())
+        ],
+    )
+
+
+# --- alerts and their messages -----------------------------------------------------------
+
+
+def _raise_alerts(
+    session: Session,
+    tenant: m.Tenant,
+    settings: AlertSettings,
+    alerts: list[tuple[_Meter, Alert]],
+    now: datetime,
+    report: IngestReport,
+) -> None:
+    """Open or close each episode's row and queue its message (same transaction)."""
+    consumer_ids = {meter.consumer_id for meter, _ in alerts if meter.consumer_id is not None}
+    opted_out: set[tuple[int, str]] = set()
+    languages: dict[int, str] = {}
+    if consumer_ids:
+        opted_out = set(
+            session.execute(
+                select(m.AlertOptOut.consumer_id, m.AlertOptOut.kind).where(
+                    m.AlertOptOut.tenant_id == tenant.id,
+                    m.AlertOptOut.consumer_id.in_(consumer_ids),
+                )
+            ).all()
+        )
+        languages = dict(
+            session.execute(
+                select(m.Consumer.id, m.Consumer.preferred_language).where(
+                    m.Consumer.id.in_(consumer_ids)
+                )
+            ).all()
+        )
+    composer = Composer(session, tenant)
+    for meter, alert in alerts:
+        report.alerts += 1
+        message_id, note = None, None
+        if alert.kind is not None:
+            message_id, note = _message(
+                session, tenant, composer, settings, meter, alert, now, opted_out, languages
+            )
+            if message_id is not None:
+                report.messages += 1
+        if alert.opening:
+            _close_open(session, meter.id, alert.subject, alert.at, None)
+            session.execute(
+                _insert(session, ALERTS)
+                .values(
+                    tenant_id=tenant.id,
+                    meter_id=meter.id,
+                    account_id=meter.account_id,
+                    kind=alert.alert_kind,
+                    subject=alert.subject,
+                    episode_key=alert.episode_key,
+                    opened_at=alert.at,
+                    details=_jsonable(alert.data),
+                    message_id=message_id,
+                    note=note,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing()
+            )
+        else:
+            _close_open(session, meter.id, alert.subject, alert.at, message_id)
+
+
+def _close_open(
+    session: Session, meter_id: int, subject: str, at: datetime, message_id: int | None
+) -> None:
+    session.execute(
+        update(ALERTS)
+        .where(
+            and_(
+                ALERTS.c.meter_id == meter_id,
+                ALERTS.c.subject == subject,
+                ALERTS.c.closed_at.is_(None),
+            )
+        )
+        .values(closed_at=at, close_message_id=message_id)
+    )
+
+
+def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Decimal):
+            out[key] = str(value)
+        elif isinstance(value, datetime):
+            out[key] = value.isoformat()
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def _message(
+    session: Session,
+    tenant: m.Tenant,
+    composer: Composer,
+    settings: AlertSettings,
+    meter: _Meter,
+    alert: Alert,
+    now: datetime,
+    opted_out: set[tuple[int, str]],
+    languages: dict[int, str],
+) -> tuple[int | None, str | None]:
+    """Queue the alert's message; (message id, None) or (None, why not)."""
+    kind = alert.kind
+    if kind is None:  # an episode that ends without a message
+        return None, None
+    if not alert.notify:
+        return None, "stale event: nobody alerted"
+    if meter.consumer_id is None or meter.account_number is None:
+        return None, "meter has no account with a consumer"
+    mandatory = kind in settings.mandatory or (
+        kind in ("overload_normal", "tamper_restored") and kind.split("_")[0] in settings.mandatory
+    )
+    if not mandatory and (meter.consumer_id, kind) in opted_out:
+        return None, f"consumer opted out of {kind}"
+    data: dict[str, Any] = {"account": meter.account_number, "at": alert.at}
+    payload = alert.data
+    if kind == "low_balance":
+        data.update(balance=payload["balance"], threshold=payload["threshold"])
+    elif kind == "zero_balance":
+        data["balance"] = payload["balance"]
+        language = composer.language(languages.get(meter.consumer_id))
+        grace = settings.grace_text.get(language) or settings.grace_text.get("en")
+        if grace:
+            data["grace"] = grace
+    elif kind in ("overload", "overload_normal"):
+        data.update(load_kw=payload["load_kw"], sanctioned_kw=payload["sanctioned_kw"])
+    else:  # tamper, tamper_restored
+        data.update(meter=meter.serial, code=payload["code"])
+    try:
+        with session.begin_nested():
+            queued = notify(
+                session,
+                tenant,
+                Notification(
+                    kind=kind,
+                    data=data,
+                    idempotency_key=f"meter:{meter.id}:{alert.episode_key}",
+                    consumer_id=meter.consumer_id,
+                    account_id=meter.account_id,
+                ),
+                now=now,
+                composer=composer,
+                account_checked=True,
+            )
+    except ServiceError as exc:  # NotifyRefused, InsufficientCredit, NotFound
+        return None, exc.message[:500]
+    return queued.message_id, None

@@ -13,12 +13,24 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from meterline.channels.base import ChannelConfigError
+from meterline.channels.base import CallbackRequest, ChannelConfigError
 from meterline.runtime import Runtime
 from meterline.services.channel_accounts import channel_for
 from meterline.store.models import ChannelAccount
 
 router = APIRouter(prefix="/api/v1")
+
+
+async def read_callback(request: Request) -> CallbackRequest:
+    """A provider's or gateway's HTTP callback, framework-neutral, with its raw body (what
+    signatures are computed over)."""
+    return CallbackRequest(
+        method=request.method,
+        url=str(request.url),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query_params),
+        body=await request.body(),
+    )
 
 
 @router.get("/callbacks/{channel_account_id}", include_in_schema=False)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from meterline.channels.base import BadCallback, CallbackRequest, ChannelConfigError, ForgedCallback
+from meterline.channels.base import BadCallback, ChannelConfigError, ForgedCallback
 from meterline.domain.enums import LedgerKind, Medium, MessageStatus, Role
 from meterline.runtime import Runtime
 from meterline.services import credit
@@ -30,6 +30,7 @@ from meterline.services.tenants import get_tenant, set_quiet_hours
 from meterline.services.transactions import record_transaction, to_minor
 from meterline.store import message_queries as mq
 from meterline.store.models import ChannelAccount, Tenant
+from meterline.web.api_callbacks import read_callback
 from meterline.web.auth import Principal, require
 
 router = APIRouter(prefix="/api/v1")
@@ -470,14 +471,7 @@ def post_transaction(
 @router.post("/callbacks/{channel_account_id}", include_in_schema=False)
 async def provider_callback(request: Request, channel_account_id: int) -> dict[str, Any]:
     """No API key here: the channel's own secret or signature proves the sender."""
-    raw = await request.body()
-    cb = CallbackRequest(
-        method=request.method,
-        url=str(request.url),
-        headers={k.lower(): v for k, v in request.headers.items()},
-        query=dict(request.query_params),
-        body=raw,
-    )
+    cb = await read_callback(request)
     runtime = _runtime(request)
 
     def work() -> dict[str, Any]:

@@ -23,13 +23,13 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from meterline.domain.enums import LANGUAGES, Role
-from meterline.payments.base import CallbackRequest
 from meterline.payments.sandbox import SandboxGateway
 from meterline.runtime import Runtime
 from meterline.services import payments as pay
 from meterline.services.errors import ServiceError
 from meterline.services.tenants import currency_exponent, get_tenant
 from meterline.store.models import Payment, PaymentGateway
+from meterline.web.api_callbacks import read_callback
 from meterline.web.auth import Principal, require
 from meterline.web.console import templates
 from meterline.web.i18n import LANGUAGE_NAMES, N_, Formatter, translations
@@ -267,14 +267,7 @@ def sandbox_decide(request: Request, code: str, decision: Annotated[str, Form()]
 @router.post("/api/v1/payments/webhooks/{gateway_id}", include_in_schema=False)
 async def payment_webhook(request: Request, gateway_id: int) -> JSONResponse:
     """No API key: the gateway's signature over the raw body proves the sender."""
-    raw = await request.body()
-    cb = CallbackRequest(
-        method=request.method,
-        url=str(request.url),
-        headers={k.lower(): v for k, v in request.headers.items()},
-        query=dict(request.query_params),
-        body=raw,
-    )
+    cb = await read_callback(request)
     runtime = _runtime(request)
     now = _now(request)
 

@@ -72,12 +72,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from sqlalchemy import event, text
+    from transaction_latency_bench import prepare
 
     from meterline.config import Settings
     from meterline.runtime import open_runtime
     from meterline.services.dispatch import Dispatcher, DispatchSettings, drain
     from meterline.web.app import create_app
-    from transaction_latency_bench import prepare
 
     with StandinProcess(port=0, args=["--keep", "0"]) as gw, tempfile.TemporaryDirectory() as tmp:
         if args.pg:

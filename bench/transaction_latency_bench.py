@@ -183,6 +183,29 @@ def sent_times(url: str) -> dict[str, float]:
         rt.close()
 
 
+def cpu_seconds(root_pids: list[int]) -> float:
+    """User + system CPU of these processes and all their descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = int(fields[11]) + int(fields[12])
+    wanted = set(root_pids)
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in wanted} - wanted
+        grew = bool(more)
+        wanted |= more
+    return sum(used.get(pid, 0) for pid in wanted) / ticks
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -250,6 +273,7 @@ def main() -> None:
                             break
                     except httpx.TransportError:
                         time.sleep(0.05)
+                cpu_before = cpu_seconds([s.pid for s in servers])
                 posted, answers = asyncio.run(
                     post_deposits(base, key, args.rate, total, args.members)
                 )
@@ -258,6 +282,7 @@ def main() -> None:
                 while len(sent) < total and time.time() < deadline:
                     time.sleep(0.2)
                     sent = sent_times(url)
+                server_cpu = cpu_seconds([s.pid for s in servers]) - cpu_before
             finally:
                 for server in servers:
                     server.terminate()
@@ -284,6 +309,10 @@ def main() -> None:
         f"post -> sent    : p50 {pct(latencies, 50) * 1000:7.1f} ms  "
         f"p99 {pct(latencies, 99) * 1000:7.1f} ms  ({len(latencies)}/{total} sent;"
         f" target p99 < 2000 ms: {'met' if pct(latencies, 99) < 2 else 'NOT met'})"
+    )
+    print(
+        f"server CPU      : {server_cpu / total * 1000:7.2f} ms per confirmation"
+        f" (web + dispatch processes, {server_cpu:.1f} s in all)"
     )
     print(
         f"baseline (bare POST to the stand-in): p50 {pct(base_times, 50) * 1000:7.1f} ms  "

@@ -157,12 +157,11 @@ class GroupCommitter:
                     placed.append(i)
                 if tenant is None or not requests:
                     continue
-                for i, outcome in zip(
-                    placed, record_transactions(session, tenant, requests, now=now), strict=True
-                ):
-                    outcomes[i] = outcome
+                recorded = record_transactions(session, tenant, requests, now=now)
+                for i, result in zip(placed, recorded, strict=True):
+                    outcomes[i] = result
         answered: list[TransactionResult | BaseException] = []
-        for outcome in outcomes:
-            assert outcome is not None
-            answered.append(outcome)
+        for found in outcomes:
+            assert found is not None
+            answered.append(found)
         return answered

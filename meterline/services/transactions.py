@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from babel.numbers import get_currency_precision
 from sqlalchemy import Connection
@@ -38,6 +39,8 @@ KIND_OF = {
     LedgerKind.payment: "payment_received",
     LedgerKind.withdrawal: "withdrawal_made",
 }
+# Amounts are stored in 64-bit integer columns.
+MAX_MINOR = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ def to_minor(amount: str | int | Decimal, currency: str, *, allow_zero: bool = F
         raise ServiceError(
             f"amount {amount!r} has more than {digits} decimal places for {currency}"
         )
+    if scaled > MAX_MINOR:
+        raise ServiceError(f"amount {amount!r} is too large")
     return int(scaled)
 
 
@@ -152,14 +157,37 @@ class _Group:
                 out[i] = exc
         tid = self.tenant.id
         accounts = lw.accounts_by_number(self.conn, tid, {r.account_number for _, r in checked})
-        seen = lw.entries_by_reference(self.conn, tid, {r.reference for _, r in checked})
         # Posts to one account keep their order; across accounts, rows are locked in id
         # order, so two groups in two processes never wait on each other in a cycle.
         checked.sort(
             key=lambda p: accounts[p[1].account_number].id if p[1].account_number in accounts else 0
         )
-        pending: list[_Pending] = []
+        # A reference posted twice in one group: the second post is a retry of the first
+        # and must find it complete (entry and message), so it waits for the next round.
+        rounds: list[list[tuple[int, TransactionRequest]]] = []
+        occurrences: dict[str, int] = {}
         for i, r in checked:
+            n = occurrences[r.reference] = occurrences.get(r.reference, -1) + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append((i, r))
+        for posts in rounds:
+            self._round(posts, accounts, out)
+        results: list[TransactionResult | Exception] = []
+        for o in out:
+            assert o is not None
+            results.append(o)
+        return results
+
+    def _round(
+        self,
+        posts: list[tuple[int, TransactionRequest]],
+        accounts: dict[str, lw.AccountRow],
+        out: list[TransactionResult | Exception | None],
+    ) -> None:
+        seen = lw.entries_by_reference(self.conn, self.tenant.id, {r.reference for _, r in posts})
+        fresh: list[tuple[int, lw.AccountRow, TransactionRequest]] = []
+        for i, r in posts:
             account = accounts.get(r.account_number)
             try:
                 if account is None:
@@ -167,81 +195,142 @@ class _Group:
                 entry = seen.get(r.reference)
                 if entry is not None:
                     out[i] = self._replay(entry, account, r)
-                    continue
-                out[i] = self._record(i, account, r, pending)
+                else:
+                    fresh.append((i, account, r))
+            except Exception as exc:
+                out[i] = exc
+        recorded = self._record_all(fresh, out)
+        pending = self._queue_all(recorded, out)
+        self._hold_credit(pending, out)
+
+    def _record_all(
+        self,
+        fresh: list[tuple[int, lw.AccountRow, TransactionRequest]],
+        out: list[TransactionResult | Exception | None],
+    ) -> list[tuple[int, lw.AccountRow, TransactionRequest, int, int]]:
+        """The balance moves and ledger entries of the new posts: (index, account, post,
+        balance after, entry id) for each one recorded.
+
+        First all together in one savepoint; if any of them fails (a reference another
+        process has just used, a fault), that savepoint
+        is undone and each post runs again in a savepoint of its own, so only the post
+        that fails by itself is refused.
+        """
+        if not fresh:
+            return []
+        try:
+            with self.conn.begin_nested():
+                return [(i, a, r, *self._move(a, r)) for i, a, r in fresh]
+        except Exception:
+            pass
+        recorded = []
+        for i, account, r in fresh:
+            try:
+                with self.conn.begin_nested():
+                    recorded.append((i, account, r, *self._move(account, r)))
             except IntegrityError:
-                # A post with this reference committed first (or came earlier in this
-                # group): the savepoint undid ours; answer as that one did.
-                found = lw.entries_by_reference(self.conn, tid, [r.reference]).get(r.reference)
-                if found is None or account is None:
-                    raise
+                # A post with this reference committed first (in another process): the
+                # savepoint undid ours; answer as that one did.
+                ref = r.reference
+                found = lw.entries_by_reference(self.conn, self.tenant.id, [ref]).get(ref)
                 try:
+                    if found is None:
+                        raise
                     out[i] = self._replay(found, account, r)
-                except ServiceError as exc:
+                except Exception as exc:
                     out[i] = exc
             except Exception as exc:
                 out[i] = exc
-        self._hold_credit(pending, out)
-        results: list[TransactionResult | Exception] = []
-        for o in out:
-            assert o is not None
-            results.append(o)
-        return results
+        return recorded
 
-    def _record(
-        self, index: int, account: lw.AccountRow, r: TransactionRequest, pending: list[_Pending]
-    ) -> TransactionResult:
+    def _move(self, account: lw.AccountRow, r: TransactionRequest) -> tuple[int, int]:
         signed = SIGN[r.kind] * r.amount_minor
-        at = r.occurred_at or self.now
-        with self.conn.begin_nested():
-            balance = lw.move_balance(
-                self.conn,
-                account.id,
-                signed,
-                r.amount_minor if r.kind is LedgerKind.payment else None,
-            )
-            entry_id = lw.add_entry(
-                self.conn,
-                {
-                    "tenant_id": self.tenant.id,
-                    "account_id": account.id,
-                    "kind": r.kind,
-                    "amount_minor": signed,
-                    "balance_after_minor": balance,
-                    "external_ref": r.reference,
-                    "note": r.note,
-                    "occurred_at": at,
-                    "created_at": self.now,
-                },
-            )
-            queued, error = self._queue(index, account, r, balance, at, pending)
-        return TransactionResult(
-            True,
-            entry_id,
-            account.number,
-            r.kind,
-            r.amount_minor,
-            balance,
-            r.reference,
-            queued,
-            error,
+        balance = lw.move_balance(
+            self.conn, account.id, signed, r.amount_minor if r.kind is LedgerKind.payment else None
         )
+        entry_id = lw.add_entry(
+            self.conn,
+            {
+                "tenant_id": self.tenant.id,
+                "account_id": account.id,
+                "kind": r.kind,
+                "amount_minor": signed,
+                "balance_after_minor": balance,
+                "external_ref": r.reference,
+                "note": r.note,
+                "occurred_at": r.occurred_at or self.now,
+                "created_at": self.now,
+            },
+        )
+        return balance, entry_id
 
-    def _queue(
+    def _queue_all(
         self,
-        index: int,
-        account: lw.AccountRow,
-        r: TransactionRequest,
-        balance: int,
-        at: datetime,
-        pending: list[_Pending],
-    ) -> tuple[Queued | None, str | None]:
-        """The confirmation's row, written beside the ledger entry; its credit is held for
-        the whole group afterwards. The money is recorded whatever happens to the message:
-        the answer says why no confirmation went out."""
+        recorded: list[tuple[int, lw.AccountRow, TransactionRequest, int, int]],
+        out: list[TransactionResult | Exception | None],
+    ) -> list[_Pending]:
+        """The confirmations' rows, written in one statement beside the ledger entries;
+        their credit is held for the whole group afterwards. The money is recorded
+        whatever happens to a message: the answer says why no confirmation went out."""
+        rows: list[dict[str, Any]] = []
+        for i, account, r, balance, entry_id in recorded:
+            row, error = self._message_row(account, r, balance)
+            out[i] = TransactionResult(
+                True,
+                entry_id,
+                account.number,
+                r.kind,
+                r.amount_minor,
+                balance,
+                r.reference,
+                None,
+                error,
+            )
+            if row is not None:
+                row["_index"] = i
+                rows.append(row)
+        if not rows:
+            return []
+        index_of = {row.pop("_index"): row for row in rows}
+        new_ids = lw.add_messages(self.conn, rows)
+        pending: list[_Pending] = []
+        for i, row in index_of.items():
+            result = out[i]
+            assert isinstance(result, TransactionResult)
+            key = row["idempotency_key"]
+            message_id = new_ids.get(key)
+            if message_id is None:  # the key was used before: that message, unchanged
+                queued = _queued(lw.message_for_key(self.conn, self.tenant.id, key), False)
+            else:
+                queued = Queued(
+                    message_id=message_id,
+                    created=True,
+                    status=row["status"],
+                    medium=row["medium"],
+                    segments=row["segments"],
+                    encoding=row["encoding"],
+                    cost_minor=row["cost_minor"],
+                    due_at=row["due_at"],
+                )
+                if row["cost_minor"]:
+                    pending.append(
+                        _Pending(
+                            i,
+                            message_id,
+                            row["cost_minor"],
+                            f"{row['kind']} to {row['to_address']}",
+                        )
+                    )
+            out[i] = replace(result, message=queued)
+        return pending
+
+    def _message_row(
+        self, account: lw.AccountRow, r: TransactionRequest, balance: int
+    ) -> tuple[dict[str, Any] | None, str | None]:
         key = f"txn:{r.reference}"
         if account.name is None:
             return None, f"{key}: no consumer {account.consumer_id}"
+        at = r.occurred_at or self.now
         data = {
             "account": account.number,
             "amount": r.amount_minor,
@@ -268,28 +357,7 @@ class _Group:
         except NotifyRefused as exc:
             return None, exc.message
         row["data"] = {**data, "at": at.isoformat()}
-        message_id = lw.add_message(self.conn, row)
-        if message_id is None:  # the key was used before: that message, unchanged
-            return _queued(lw.message_for_key(self.conn, self.tenant.id, key), False), None
-        if row["cost_minor"]:
-            pending.append(
-                _Pending(
-                    index, message_id, row["cost_minor"], f"{row['kind']} to {row['to_address']}"
-                )
-            )
-        return (
-            Queued(
-                message_id=message_id,
-                created=True,
-                status=row["status"],
-                medium=row["medium"],
-                segments=row["segments"],
-                encoding=row["encoding"],
-                cost_minor=row["cost_minor"],
-                due_at=row["due_at"],
-            ),
-            None,
-        )
+        return row, None
 
     def _hold_credit(
         self, pending: list[_Pending], out: list[TransactionResult | Exception | None]

@@ -8,7 +8,7 @@ take a whole group of posts at a time (see services/group_commit.py).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -101,9 +101,12 @@ _PAY = (
 )
 _ADD_ENTRY = insert(ENTRIES).returning(e.id)
 _DROP_MESSAGE = MESSAGES.delete().where(m.id == bindparam("message_id"))
-_ADD_MESSAGE = {
-    "postgresql": postgresql.insert(MESSAGES).on_conflict_do_nothing().returning(m.id),
-    "sqlite": sqlite.insert(MESSAGES).on_conflict_do_nothing().returning(m.id),
+# The rows that went in answer with their key: a key used before inserts nothing.
+_ADD_MESSAGES = {
+    "postgresql": postgresql.insert(MESSAGES)
+    .on_conflict_do_nothing()
+    .returning(m.id, m.idempotency_key),
+    "sqlite": sqlite.insert(MESSAGES).on_conflict_do_nothing().returning(m.id, m.idempotency_key),
 }
 
 
@@ -142,11 +145,14 @@ def add_entry(conn: Connection, row: Mapping[str, Any]) -> int:
     return int(conn.execute(_ADD_ENTRY, dict(row)).scalar_one())
 
 
-def add_message(conn: Connection, row: Mapping[str, Any]) -> int | None:
-    """INSERT ... ON CONFLICT DO NOTHING: the new id, or None when the key was used."""
-    stmt = _ADD_MESSAGE[conn.dialect.name]
-    found = conn.execute(stmt, dict(row)).scalar_one_or_none()
-    return None if found is None else int(found)
+def add_messages(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """INSERT ... ON CONFLICT DO NOTHING of one tenant's message rows, in one statement
+    (SQLAlchemy's insertmanyvalues); the new ids by idempotency key (a key used before
+    is not among them)."""
+    stmt = _ADD_MESSAGES[conn.dialect.name]
+    params = [dict(row) for row in rows]
+    found = conn.execute(stmt, params[0] if len(params) == 1 else params)
+    return {key: int(id_) for id_, key in found}
 
 
 def drop_message(conn: Connection, message_id: int) -> None:

@@ -5,11 +5,12 @@
 On SQLite, `meterline serve` (API + in-process dispatcher) runs as its own process; on
 PostgreSQL, the production shape of docs/deployment.md: `uvicorn --workers 2` web
 processes and one `meterline worker`. The sms_http provider stand-in runs as another
-process. Deposits are posted at a
-steady rate (each to its own member, each with its own reference). A message's latency
-is its `sent_at` (written when the provider accepted it) minus the moment its deposit
-was posted. Baseline: the same number of bare POSTs to the stand-in at the same rate,
-their round-trip times.
+process. Deposits are posted at a steady rate (each to its own member, each with its own
+reference). A message's latency is its `sent_at` (written when the provider accepted it)
+minus the moment its deposit was posted. The first `--warmup` seconds of posts are not
+measured: they make sure every process has started and filled its pools and caches. The
+server processes' CPU time over the measured run is printed per confirmation. Baseline:
+the same number of bare POSTs to the stand-in at the same rate, their round-trip times.
 
 Target: p99 under 2 s at 100 transactions/s.
 """
@@ -206,6 +207,15 @@ def cpu_seconds(root_pids: list[int]) -> float:
     return sum(used.get(pid, 0) for pid in wanted) / ticks
 
 
+def wait_sent(url: str, count: int, timeout: float = 60.0) -> dict[str, float]:
+    deadline = time.time() + timeout
+    sent = sent_times(url)
+    while len(sent) < count and time.time() < deadline:
+        time.sleep(0.2)
+        sent = sent_times(url)
+    return sent
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -216,6 +226,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--members", type=int, default=500)
+    parser.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds of unmeasured posts first"
+    )
     parser.add_argument("--pg", default=None, help="a PostgreSQL URL instead of SQLite")
     parser.add_argument("--web-workers", type=int, default=2, help="uvicorn workers (PostgreSQL)")
     args = parser.parse_args()
@@ -273,15 +286,17 @@ def main() -> None:
                             break
                     except httpx.TransportError:
                         time.sleep(0.05)
+                # Warm-up, not measured: every process started (a second web worker or
+                # the dispatch worker may still be importing when /healthz first
+                # answers), pools and caches filled.
+                warm = int(args.rate * args.warmup)
+                asyncio.run(post_deposits(base, key, args.rate, warm, args.members))
+                wait_sent(url, warm)
                 cpu_before = cpu_seconds([s.pid for s in servers])
                 posted, answers = asyncio.run(
                     post_deposits(base, key, args.rate, total, args.members)
                 )
-                deadline = time.time() + 60
-                sent = sent_times(url)
-                while len(sent) < total and time.time() < deadline:
-                    time.sleep(0.2)
-                    sent = sent_times(url)
+                sent = wait_sent(url, warm + total)
                 server_cpu = cpu_seconds([s.pid for s in servers]) - cpu_before
             finally:
                 for server in servers:

@@ -158,7 +158,8 @@ class _Group:
         tid = self.tenant.id
         accounts = lw.accounts_by_number(self.conn, tid, {r.account_number for _, r in checked})
         # Posts to one account keep their order; across accounts, rows are locked in id
-        # order, so two groups in two processes never wait on each other in a cycle.
+        # order, so two groups in two processes do not wait on each other in a cycle (a
+        # deadlock PostgreSQL still finds fails that post alone, see _record_all).
         checked.sort(
             key=lambda p: accounts[p[1].account_number].id if p[1].account_number in accounts else 0
         )

@@ -10,10 +10,10 @@ ledger entry carrying the totals after it, so the ledger can be audited line by 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from babel.numbers import get_currency_precision
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from meterline.domain import sms as sms_rules
@@ -21,6 +21,20 @@ from meterline.domain.enums import CreditEntryKind
 from meterline.services.errors import ServiceError
 from meterline.store.models import CreditAccount, CreditEntry, Tenant
 from meterline.store.upsert import insert_ignoring_conflicts
+
+# Prepared once: a hold is on the path of every confirmation (see store/ledger_writes.py).
+_CREDIT = cast(Table, CreditAccount.__table__)
+_ADD_ENTRY = insert(cast(Table, CreditEntry.__table__))
+_HOLD = (
+    update(_CREDIT)
+    .where(
+        _CREDIT.c.tenant_id == bindparam("for_tenant"),
+        _CREDIT.c.balance_minor - _CREDIT.c.held_minor - bindparam("amount")
+        >= -_CREDIT.c.overdraft_minor,
+    )
+    .values(held_minor=_CREDIT.c.held_minor + bindparam("amount"))
+    .returning(_CREDIT.c.balance_minor, _CREDIT.c.held_minor, _CREDIT.c.overdraft_minor)
+)
 
 
 class InsufficientCredit(ServiceError):
@@ -69,21 +83,19 @@ def _entry(
     note: str | None = None,
     by: str | None = None,
 ) -> None:
-    session.execute(
-        insert(CreditEntry),
-        [
-            {
-                "tenant_id": tenant_id,
-                "kind": kind,
-                "amount_minor": amount,
-                "messages": messages,
-                "message_id": message_id,
-                "balance_after_minor": totals[0],
-                "held_after_minor": totals[1],
-                "note": note,
-                "created_by": by,
-            }
-        ],
+    session.connection().execute(
+        _ADD_ENTRY,
+        {
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "amount_minor": amount,
+            "messages": messages,
+            "message_id": message_id,
+            "balance_after_minor": totals[0],
+            "held_after_minor": totals[1],
+            "note": note,
+            "created_by": by,
+        },
     )
 
 
@@ -123,18 +135,11 @@ def hold(
     """
     if amount_minor <= 0:
         return None
-    row = session.execute(
-        update(CreditAccount)
-        .where(
-            CreditAccount.tenant_id == tenant.id,
-            CreditAccount.balance_minor - CreditAccount.held_minor - amount_minor
-            >= -CreditAccount.overdraft_minor,
-        )
-        .values(held_minor=CreditAccount.held_minor + amount_minor)
-        .returning(
-            CreditAccount.balance_minor, CreditAccount.held_minor, CreditAccount.overdraft_minor
-        )
-    ).one_or_none()
+    row = (
+        session.connection()
+        .execute(_HOLD, {"for_tenant": tenant.id, "amount": amount_minor})
+        .one_or_none()
+    )
     if row is None:
         now = totals(session, tenant.id)
         raise InsufficientCredit(

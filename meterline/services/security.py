@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from meterline.domain.enums import Role
@@ -95,6 +96,38 @@ def verify_api_key(session: Session, presented: str) -> ApiKey | None:
     if key is None or key.revoked_at is not None:
         return None
     return key if hmac.compare_digest(key.key_hash, _digest(presented)) else None
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """Who a verified API key speaks for."""
+
+    tenant_id: int
+    tenant_slug: str
+    role: Role
+    name: str
+
+
+# One prepared statement: the key and its tenant are looked up on every API call.
+_KEY_WITH_TENANT = (
+    select(ApiKey.key_hash, ApiKey.revoked_at, ApiKey.role, ApiKey.name, Tenant.id, Tenant.slug)
+    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+
+
+def api_key_holder(session: Session, presented: str) -> KeyHolder | None:
+    """verify_api_key and the key's tenant in one query; None for an unknown, wrong or
+    revoked key."""
+    parts = presented.split("_")
+    if len(parts) < 3 or not presented.startswith(API_KEY_PREFIX):
+        return None
+    row = session.connection().execute(_KEY_WITH_TENANT, {"prefix": parts[1]}).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.key_hash, _digest(presented)):
+        return None
+    return KeyHolder(row.id, row.slug, row.role, row.name)
 
 
 def revoke_api_key(session: Session, key: ApiKey) -> None:

@@ -3,6 +3,7 @@ transactions (scenario 5) and providers' status callbacks."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -22,12 +23,13 @@ from meterline.services.channel_accounts import (
     public_view,
 )
 from meterline.services.errors import Conflict, NotFound, ServiceError
+from meterline.services.group_commit import GroupCommitter, Post
 from meterline.services.inbox import inbox, mark_read
 from meterline.services.message_templates import save_template
 from meterline.services.notify import Notification, notify
 from meterline.services.status_callbacks import handle_callback
 from meterline.services.tenants import get_tenant, set_quiet_hours
-from meterline.services.transactions import record_transaction, to_minor
+from meterline.services.transactions import to_minor
 from meterline.store import message_queries as mq
 from meterline.store.models import ChannelAccount, Tenant
 from meterline.web.api_callbacks import read_callback
@@ -419,6 +421,21 @@ class TransactionIn(BaseModel):
     note: str | None = Field(None, max_length=500)
 
 
+_COMMITTER_LOCK = threading.Lock()
+
+
+def _group_committer(request: Request) -> GroupCommitter:
+    """The application's one group committer: concurrent posts share transactions."""
+    state = request.app.state
+    found: GroupCommitter | None = getattr(state, "group_committer", None)
+    if found is None:
+        with _COMMITTER_LOCK:
+            found = getattr(state, "group_committer", None)
+            if found is None:
+                found = state.group_committer = GroupCommitter(_runtime(request).sessions)
+    return found
+
+
 @router.post("/transactions")
 def post_transaction(
     request: Request,
@@ -429,19 +446,17 @@ def post_transaction(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "occurred_at needs a time zone offset"
         )
-    with _runtime(request).sessions() as session, session.begin():
-        tenant = _tenant(session, principal)
-        result = record_transaction(
-            session,
-            tenant,
+    result = _group_committer(request).post(
+        principal.tenant_id,
+        Post(
             account_number=payload.account,
             kind=payload.type,
-            amount_minor=to_minor(payload.amount, tenant.currency),
+            amount=payload.amount,
             reference=payload.reference,
-            now=_now(),
             occurred_at=payload.occurred_at,
             note=payload.note,
-        )
+        ),
+    )
     q = result.message
     body = {
         "created": result.created,

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request, status
 
 from meterline.domain.enums import Role
-from meterline.services.security import operator_with_tenant, verify_api_key
-from meterline.store.models import Tenant
+from meterline.services.security import api_key_holder, operator_with_tenant
 
 RANK = {Role.viewer: 0, Role.operator: 1, Role.admin: 2}
 
@@ -36,12 +35,12 @@ def _from_api_key(request: Request) -> Principal | None:
     if not presented:
         return None
     with request.app.state.runtime.reader() as session:
-        key = verify_api_key(session, presented)
-        if key is None:
+        holder = api_key_holder(session, presented)
+        if holder is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key")
-        tenant = session.get(Tenant, key.tenant_id)
-        assert tenant is not None
-        return Principal(tenant.id, tenant.slug, key.role, f"api-key:{key.name}")
+        return Principal(
+            holder.tenant_id, holder.tenant_slug, holder.role, f"api-key:{holder.name}"
+        )
 
 
 def operator_from_session(request: Request) -> Principal | None:

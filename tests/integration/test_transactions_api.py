@@ -128,6 +128,8 @@ def test_refusals_are_clear(client, runtime, coop) -> None:
     assert unknown.status_code == 404 and "M-999" in unknown.json()["detail"]
     cents = post(client, coop["key"], amount="1.234", reference="R-3")
     assert cents.status_code == 422 and "decimal places" in cents.json()["detail"]
+    huge = post(client, coop["key"], amount="1e30", reference="R-7")
+    assert huge.status_code == 422 and "too large" in huge.json()["detail"]
     assert post(client, coop["viewer"], reference="R-4").status_code == 403
     assert post(client, "ml_nope_nope", reference="R-5").status_code == 401
     # Another tenant's key never sees this tenant's accounts.

@@ -103,7 +103,7 @@ def record_transaction(
                 .where(Account.id == account.id)
                 .values(
                     balance_minor=func.coalesce(Account.balance_minor, 0)
-                    + SIGN[kind] * amount_minor,
+                    + _credit_of(kind, amount_minor),
                     dues_minor=_dues_after(kind, amount_minor),
                 )
                 .returning(Account.balance_minor)
@@ -155,6 +155,19 @@ def record_transaction(
         error = exc.message
     return TransactionResult(
         True, entry.id, account.number, kind, amount_minor, balance, reference, queued, error
+    )
+
+
+def _credit_of(kind: LedgerKind, amount_minor: int) -> Any:
+    # A payment settles dues first: only what is left over is credit on the balance (a
+    # bill paid in full is not also money in hand). Both SET expressions read the row as
+    # it was before this UPDATE, on PostgreSQL and SQLite alike.
+    if kind is not LedgerKind.payment:
+        return SIGN[kind] * amount_minor
+    return case(
+        (Account.dues_minor >= amount_minor, 0),
+        (Account.dues_minor > 0, amount_minor - Account.dues_minor),
+        else_=amount_minor,
     )
 
 

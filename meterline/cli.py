@@ -283,9 +283,13 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare the data and exit")] = False,
 ) -> None:
     """A demo utility on SQLite: generated master sheet imported, console served."""
+    from pydantic import SecretStr
+
+    from meterline.config import get_settings
     from meterline.demo import prepare_demo
 
-    info = prepare_demo(directory, consumers)
+    # The reminders' payment links point at the address served below.
+    info = prepare_demo(directory, consumers, public_url=f"http://{host}:{port}")
     typer.echo(info.summary())
     if no_serve:
         return
@@ -295,7 +299,10 @@ def demo(
     from meterline.runtime import open_runtime
     from meterline.web.app import create_app
 
-    rt = open_runtime(database_url=info.database_url)
+    settings = get_settings().model_copy(
+        update={"secret_key": SecretStr(info.secret_key), "public_url": info.public_url}
+    )
+    rt = open_runtime(settings, database_url=info.database_url)
     configure_logging(False, "INFO")
     typer.echo(f"console: http://{host}:{port}/console  (login {info.username} / {info.password})")
     sys.stdout.flush()

@@ -39,7 +39,6 @@ from meterline.store.models import (
     ContactPoint,
     LedgerEntry,
     Message,
-    MessageEvent,
     Payment,
     PaymentLink,
 )
@@ -441,8 +440,27 @@ def test_from_the_office_sheet_to_a_paid_bill(office: Office, tmp_path: Path) ->
     assert go.status_code == 303
     (plink_id,) = office.rzp.links
     assert go.headers["location"] == office.rzp.links[plink_id]["short_url"]
-    assert office.rzp.links[plink_id]["amount"] == 2500_00
-    assert office.rzp.links[plink_id]["reference_id"] == code
+    with office.runtime.sessions() as s:
+        expires = s.scalars(select(PaymentLink.expires_at).where(PaymentLink.code == code)).one()
+    assert office.rzp.requests == [
+        (
+            "POST",
+            "/v1/payment_links",
+            {
+                "amount": 2500_00,
+                "currency": "INR",
+                "accept_partial": False,
+                "reference_id": code,
+                "description": "Account AL-1003, bill 2026-09",
+                "customer": {"name": "মোহাম্মদ করিম", "contact": PAYER},
+                "notify": {"sms": False, "email": False},
+                "reminder_enable": False,
+                "callback_url": f"{site}/p/{code}/return",
+                "callback_method": "get",
+                "expire_by": int(expires.timestamp()),
+            },
+        )
+    ]
     _, deliveries = office.rzp.pay(
         plink_id, f"{site}/api/v1/payments/webhooks/{office.gateway}", times=3
     )
@@ -477,7 +495,8 @@ def test_from_the_office_sheet_to_a_paid_bill(office: Office, tmp_path: Path) ->
         "text": confirm.body,
         "reference": f"ml-{office.tenant_id}-{confirm.id}",
     }
-    assert "2,500" in confirm.body
+    # The bill is settled: nothing owed and no credit left over (not ₹2,500 "balance").
+    assert "₹2,500.00 भुगतान प्राप्त" in confirm.body and "शेष ₹0.00" in confirm.body
     # The WhatsApp numbers had their second template; no SMS to them ever.
     assert len(office.wa.sends()) == 4 + 2
     assert not [s for s in office.sms_sent() if s["to"] in ON_WA]
@@ -506,11 +525,17 @@ def test_from_the_office_sheet_to_a_paid_bill(office: Office, tmp_path: Path) ->
                 Message.credit_state == CreditState.debited
             )
         )
-        history = [
-            e
-            for (e,) in s.execute(
-                select(MessageEvent.event).where(MessageEvent.message_id == payer_sms.id)
-            )
-        ]
     assert totals.balance_minor == 100_00 - spent and totals.held_minor == 0
-    assert "fallback" in history and "unreachable" in history
+    # Every attempt of the payer's first reminder is on its page: WhatsApp accepted, Meta's
+    # 131026 (and its repeat), the number remembered, the move to SMS, the SMS delivered.
+    page = ok(http.get(f"/api/v1/messages/{payer_sms.id}", headers=office.operator))
+    wa_id, sms_id = office.wa_account, office.sms_account
+    assert [(e["event"], e["status"], e["channel_account_id"]) for e in page["events"]] == [
+        ("attempt", "sent", wa_id),
+        ("status", "failed", wa_id),
+        ("unreachable", None, wa_id),
+        ("fallback", "queued", sms_id),
+        ("status_earlier_step", "failed", wa_id),
+        ("attempt", "sent", sms_id),
+        ("status", "delivered", sms_id),
+    ]

@@ -288,8 +288,13 @@ def demo(
     from meterline.config import get_settings
     from meterline.demo import prepare_demo
 
-    # The reminders' payment links point at the address served below.
-    info = prepare_demo(directory, consumers, public_url=f"http://{host}:{port}")
+    # The reminders' payment links point at the address served below (or at
+    # METERLINE_PUBLIC_URL when set, e.g. a tunnel to show the demo on a phone).
+    settings = get_settings()
+    public_url = (
+        settings.public_url if os.environ.get("METERLINE_PUBLIC_URL") else f"http://{host}:{port}"
+    )
+    info = prepare_demo(directory, consumers, public_url=public_url)
     typer.echo(info.summary())
     if no_serve:
         return
@@ -299,7 +304,7 @@ def demo(
     from meterline.runtime import open_runtime
     from meterline.web.app import create_app
 
-    settings = get_settings().model_copy(
+    settings = settings.model_copy(
         update={"secret_key": SecretStr(info.secret_key), "public_url": info.public_url}
     )
     rt = open_runtime(settings, database_url=info.database_url)

@@ -283,9 +283,18 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare the data and exit")] = False,
 ) -> None:
     """A demo utility on SQLite: generated master sheet imported, console served."""
+    from pydantic import SecretStr
+
+    from meterline.config import get_settings
     from meterline.demo import prepare_demo
 
-    info = prepare_demo(directory, consumers)
+    # The reminders' payment links point at the address served below (or at
+    # METERLINE_PUBLIC_URL when set, e.g. a tunnel to show the demo on a phone).
+    settings = get_settings()
+    public_url = (
+        settings.public_url if os.environ.get("METERLINE_PUBLIC_URL") else f"http://{host}:{port}"
+    )
+    info = prepare_demo(directory, consumers, public_url=public_url)
     typer.echo(info.summary())
     if no_serve:
         return
@@ -295,7 +304,10 @@ def demo(
     from meterline.runtime import open_runtime
     from meterline.web.app import create_app
 
-    rt = open_runtime(database_url=info.database_url)
+    settings = settings.model_copy(
+        update={"secret_key": SecretStr(info.secret_key), "public_url": info.public_url}
+    )
+    rt = open_runtime(settings, database_url=info.database_url)
     configure_logging(False, "INFO")
     typer.echo(f"console: http://{host}:{port}/console  (login {info.username} / {info.password})")
     sys.stdout.flush()

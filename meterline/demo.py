@@ -2,14 +2,19 @@
 
 The consumer master is generated as a real .xlsx (title row, a few bad rows, a totals
 row) and imported through `import_master`, the same path as the CLI and the API, so
-the demo shows the importer's report as an operator would see it. A sandbox SMS channel,
-some credit and dues reminders to the first defaulters show the messaging side. Every
-run starts from an empty database, so the demo is repeatable.
+the demo shows the importer's report as an operator would see it. The messaging side is
+scenario 1: sandbox SMS and WhatsApp channel accounts (the WhatsApp one treats every third
+reminded number as not on WhatsApp), the dues reminder route WhatsApp then SMS, a sandbox
+payment gateway, and a reminder run to the first defaulters, each reminder carrying its
+bill's payment link at the served address: open one, approve it on the sandbox page, and
+the bill is paid. Every run starts from an empty database (and a new secret key for the
+links), so the demo is repeatable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,17 +22,19 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meterline.domain.enums import Role
+from meterline.domain.enums import ContactKind, Medium, Role
 from meterline.ingest.sample_sheet import bad_row_count, write_xlsx
 from meterline.services import credit
+from meterline.services import payments as pay
+from meterline.services import reminders as rem
 from meterline.services.channel_accounts import add_channel_account
 from meterline.services.importer import ImportReport, import_master
-from meterline.services.notify import Notification, notify_many
+from meterline.services.routes import set_route
 from meterline.services.security import create_operator
 from meterline.services.tenants import create_tenant, get_tenant
 from meterline.store.db import make_engine, make_session_factory
 from meterline.store.migrate import upgrade
-from meterline.store.models import Account
+from meterline.store.models import ContactPoint, Message, PaymentLink
 
 TENANT_SLUG = "demo-electric"
 TENANT_NAME = "Aligarh Electricity Office (demo)"
@@ -40,6 +47,18 @@ SEED = 2024
 DEMO_PRICE_MINOR = 25  # paisa per SMS segment
 DEMO_CREDIT_MINOR = 500_00
 DEMO_REMINDERS = 25
+NOT_ON_WHATSAPP_EVERY = 3  # every third reminded number "is not on WhatsApp" in the sandbox
+PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class DemoLink:
+    """A reminder's payment link, for the summary to say what to open."""
+
+    account: str
+    amount: str
+    url: str
+    on_whatsapp: bool
 
 
 @dataclass
@@ -52,6 +71,10 @@ class DemoInfo:
     consumers: int
     report: ImportReport
     reminders: int = 0
+    public_url: str = PUBLIC_URL
+    # Signs the payment links; the served app must use the same (cli `demo` does).
+    secret_key: str = ""
+    links: list[DemoLink] = field(default_factory=list)
 
     def summary(self) -> str:
         r = self.report
@@ -68,17 +91,36 @@ class DemoInfo:
         if len(r.errors) > 5:
             lines.append(f"  ... and {len(r.errors) - 5} more rejected rows")
         lines.append(
-            f"messaging: a sandbox SMS channel, {DEMO_CREDIT_MINOR // 100} INR of credit at"
-            f" {DEMO_PRICE_MINOR} paisa a segment; {self.reminders} dues reminders queued"
-            " (sent by the in-process dispatcher outside quiet hours, 21:00-08:00 IST;"
-            " see /console/messages and /console/sandbox)"
+            f"messaging: sandbox WhatsApp and SMS channels, dues reminders routed WhatsApp"
+            f" then SMS, {DEMO_CREDIT_MINOR // 100} INR of credit at {DEMO_PRICE_MINOR} paisa"
+            " an SMS segment, a sandbox payment gateway"
         )
+        lines.append(
+            f"reminder run: {self.reminders} dues reminders queued with payment links; every"
+            f" {NOT_ON_WHATSAPP_EVERY}rd number is not on WhatsApp and falls back to SMS (sent"
+            " by the in-process dispatcher outside quiet hours, 21:00-08:00 IST; see"
+            " /console/reminders, /console/messages and /console/sandbox)"
+        )
+        if self.links:
+            lines.append("pay a bill: open a link, press Pay, then Approve on the sandbox page:")
+            for link in self.links:
+                how = "WhatsApp" if link.on_whatsapp else "SMS (not on WhatsApp)"
+                lines.append(f"  {link.url}  a/c {link.account}, {link.amount}, by {how}")
         lines.append(f"login: {self.username} / {self.password}")
         return "\n".join(lines)
 
 
-def prepare_demo(directory: Path, consumers: int = 3000, today: date | None = None) -> DemoInfo:
-    """Create (or recreate) the demo database in `directory` and import a generated sheet."""
+def prepare_demo(
+    directory: Path,
+    consumers: int = 3000,
+    today: date | None = None,
+    *,
+    public_url: str = PUBLIC_URL,
+    secret_key: str | None = None,
+) -> DemoInfo:
+    """Create (or recreate) the demo database in `directory`, import a generated sheet,
+    and queue a dues reminder run whose payment links point at `public_url`."""
+    secret_key = secret_key or secrets.token_urlsafe(32)
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     db = directory / "meterline.db"
@@ -115,7 +157,7 @@ def prepare_demo(directory: Path, consumers: int = 3000, today: date | None = No
             max_bytes=max(sheet.stat().st_size, 100 * 1024 * 1024),
         )
         with factory() as session, session.begin():
-            reminders = _messaging(session, today)
+            reminders, links = _messaging(session, today, public_url, secret_key)
     finally:
         engine.dispose()
     return DemoInfo(
@@ -127,12 +169,34 @@ def prepare_demo(directory: Path, consumers: int = 3000, today: date | None = No
         consumers=consumers,
         report=report,
         reminders=reminders,
+        public_url=public_url,
+        secret_key=secret_key,
+        links=links,
     )
 
 
-def _messaging(session: Session, today: date) -> int:
-    """A sandbox SMS channel, some credit, and dues reminders to the first defaulters."""
+def _messaging(
+    session: Session, today: date, public_url: str, secret_key: str
+) -> tuple[int, list[DemoLink]]:
+    """Sandbox channels, the route, credit, a sandbox gateway, and a reminder run to the
+    first defaulters with their payment links."""
     tenant = get_tenant(session, TENANT_SLUG)
+    targets = rem.select_defaulters(session, tenant.id, rem.ReminderFilter(), today=today)[
+        :DEMO_REMINDERS
+    ]
+    phones = dict(
+        session.execute(
+            select(ContactPoint.consumer_id, ContactPoint.value)
+            .where(
+                ContactPoint.tenant_id == tenant.id,
+                ContactPoint.consumer_id.in_({t.consumer_id for t in targets}),
+                ContactPoint.kind == ContactKind.phone,
+            )
+            .order_by(ContactPoint.is_primary, ContactPoint.id.desc())  # primary last: kept
+        ).all()
+    )
+    reached = [phones[t.consumer_id] for t in targets if t.consumer_id in phones]
+    not_on_whatsapp = reached[NOT_ON_WHATSAPP_EVERY - 1 :: NOT_ON_WHATSAPP_EVERY]
     add_channel_account(
         session,
         tenant.id,
@@ -141,30 +205,60 @@ def _messaging(session: Session, today: date) -> int:
         config={},
         rate_per_second=20,
     )
+    add_channel_account(
+        session,
+        tenant.id,
+        name="sandbox-whatsapp",
+        type_name="sandbox",
+        medium=Medium.whatsapp,
+        config={"unreachable": not_on_whatsapp},
+        rate_per_second=20,
+    )
+    set_route(session, tenant.id, rem.KIND, ["whatsapp", "sms"], by="demo")
     credit.set_pricing(session, tenant.id, sms_price_minor=DEMO_PRICE_MINOR)
     credit.top_up(session, tenant.id, DEMO_CREDIT_MINOR, by="demo", note="demo credit")
-    defaulters = session.execute(
-        select(
-            Account.id, Account.consumer_id, Account.number, Account.dues_minor, Account.due_date
-        )
-        .where(Account.tenant_id == tenant.id, Account.dues_minor > 0, Account.due_date < today)
-        .order_by(Account.id)
-        .limit(DEMO_REMINDERS)
-    ).all()
-    result = notify_many(
+    # A literal secret is fine for the sandbox: it only signs the demo's Approve button.
+    pay.add_gateway(
+        session,
+        tenant.id,
+        name="sandbox",
+        type_name="sandbox",
+        config={"webhook_secret": secrets.token_urlsafe(24)},
+    )
+    run = rem.send_run(
         session,
         tenant,
-        (
-            Notification(
-                kind="dues_reminder",
-                data={"account": number, "amount": dues, "due_date": due},
-                idempotency_key=f"demo-dues:{number}:{due}",
-                consumer_id=consumer_id,
-                account_id=account_id,
-            )
-            for account_id, consumer_id, number, dues, due in defaulters
-        ),
+        rem.ReminderFilter(),
         now=datetime.now(UTC),
-        note="demo dues reminders",
+        today=today,
+        key=pay.link_key(secret_key),
+        public_url=public_url,
+        created_by=USERNAME,
+        limit=DEMO_REMINDERS,
     )
-    return result.queued
+    return run.queued, _sample_links(session, tenant.id, set(not_on_whatsapp))
+
+
+def _sample_links(session: Session, tenant_id: int, not_on_whatsapp: set[str]) -> list[DemoLink]:
+    """One link whose reminder goes by WhatsApp and one that falls back to SMS."""
+    rows = session.execute(
+        select(Message.to_address, Message.data)
+        .where(
+            Message.tenant_id == tenant_id,
+            Message.kind == rem.KIND,
+            Message.to_address.is_not(None),
+            Message.bill_id.is_not(None),
+        )
+        .order_by(Message.id)
+    ).all()
+    picked: dict[bool, DemoLink] = {}
+    for to, data in rows:
+        on_whatsapp = to not in not_on_whatsapp
+        url = str((data or {}).get("pay_url", ""))
+        if on_whatsapp in picked or "/p/" not in url:
+            continue
+        code = url.rsplit("/p/", 1)[1]
+        link = session.scalars(select(PaymentLink).where(PaymentLink.code == code)).one()
+        amount = f"{link.amount_minor // 100:,}.{link.amount_minor % 100:02d} {link.currency}"
+        picked[on_whatsapp] = DemoLink(str(data["account"]), amount, url, on_whatsapp)
+    return [picked[k] for k in (True, False) if k in picked]

@@ -86,6 +86,7 @@ def _items(session: Session, tenant_id: int, run_ids: list[int] | None, since: A
                 func.coalesce(func.sum(Payment.amount_minor), 0)
             ).scalar_subquery(),
             fell_back,
+            ReminderItem.bill_id,
         )
         .outerjoin(Message, Message.id == ReminderItem.message_id)
         .outerjoin(PaymentLink, PaymentLink.id == ReminderItem.link_id)
@@ -100,8 +101,14 @@ def _items(session: Session, tenant_id: int, run_ids: list[int] | None, since: A
 
 def _aggregate(rows: Iterable[Any], key_of: Callable[[Any], Hashable]) -> dict[Hashable, ReportRow]:
     out: dict[Hashable, ReportRow] = {}
+    # A bill reminded twice under one key (a run and a schedule step the same day) was
+    # still paid once: its payment counts once per key.
+    paid_bills: set[tuple[Hashable, int]] = set()
     for row in rows:
-        (_run, _at, status, read_at, error, cost, credit, clicks, n_paid, paid_amount, fb) = row
+        (_run, _at, status, read_at, error, cost, credit, clicks, n_paid, paid_amount, fb) = row[
+            :11
+        ]
+        bill_id = row[11]
         key = key_of(row)
         r = out.setdefault(key, ReportRow(str(key)))
         r.reminders += 1
@@ -120,7 +127,8 @@ def _aggregate(rows: Iterable[Any], key_of: Callable[[Any], Hashable]) -> dict[H
             r.fell_back_to_sms += 1
         if clicks:
             r.clicked += 1
-        if n_paid:
+        if n_paid and (key, bill_id) not in paid_bills:
+            paid_bills.add((key, bill_id))
             r.paid += 1
             r.paid_amount_minor += int(paid_amount)
         if cost and credit is not CreditState.refunded:

@@ -303,10 +303,12 @@ def send_run(
     key: bytes,
     public_url: str,
     created_by: str | None = None,
+    limit: int | None = None,
 ) -> ReminderRun:
-    """An operator's run: the defaulters matching `f`, reminded now (in the caller's
-    transaction; InsufficientCredit rolls the whole run back)."""
-    targets = select_defaulters(session, tenant.id, f, today=today)
+    """An operator's run: the defaulters matching `f` (the first `limit` of them, by
+    account number, when given), reminded now (in the caller's transaction;
+    InsufficientCredit rolls the whole run back)."""
+    targets = select_defaulters(session, tenant.id, f, today=today)[:limit]
     run = ReminderRun(
         tenant_id=tenant.id,
         source="manual",

@@ -92,7 +92,15 @@ _PAY = (
     update(ACCOUNTS)
     .where(a.id == bindparam("account_id"))
     .values(
-        balance_minor=func.coalesce(a.balance_minor, 0) + bindparam("delta"),
+        # A payment settles dues first: only what is left over is credit on the balance (a
+        # bill paid in full is not also money in hand). Both SET expressions read the row
+        # as it was before this UPDATE, on PostgreSQL and SQLite alike.
+        balance_minor=func.coalesce(a.balance_minor, 0)
+        + case(
+            (a.dues_minor >= bindparam("paid"), 0),
+            (a.dues_minor > 0, bindparam("paid") - a.dues_minor),
+            else_=bindparam("paid"),
+        ),
         dues_minor=case(
             (a.dues_minor > bindparam("paid"), a.dues_minor - bindparam("paid")), else_=0
         ),

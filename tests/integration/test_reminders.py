@@ -263,3 +263,25 @@ def test_the_console_page_previews_and_sends(client, runtime, utility) -> None:
     assert client.get("/console/reminders/report.csv?by=day").status_code == 200
     bad = client.get("/console/reminders?preview=1&min_amount=lots")
     assert bad.status_code == 422
+
+
+def test_a_bill_reminded_twice_in_a_day_counts_its_payment_once_that_day(
+    client, runtime, utility
+) -> None:
+    for _ in range(2):  # e.g. a manual run and a schedule step the same day
+        resp = client.post("/api/v1/reminders/runs", json={}, headers=auth(utility.operator_key))
+        assert resp.status_code == 201, resp.text
+    with runtime.sessions() as s, s.begin():
+        code = s.scalars(
+            select(PaymentLink.code).where(PaymentLink.bill_id == utility.bills["AL-001"])
+        ).one()
+        row = pay.default_gateway(s, utility.tenant_id)
+        assert row is not None
+        signed = pay.gateway_for(row).signed_result(code, 1250_50, "INR", approve=True)  # type: ignore[attr-defined]
+        key = pay.link_key(runtime.settings.secret_key.get_secret_value())
+        pay.handle_webhook(s, row.id, signed, now=datetime(2026, 11, 29, 7, 0, tzinfo=UTC), key=key)
+    day = client.get("/api/v1/reminders/report?by=day", headers=auth(utility.viewer_key)).json()
+    ((today),) = day["rows"]
+    assert (today["reminders"], today["paid"], today["paid_amount_minor"]) == (8, 1, 1250_50)
+    runs = client.get("/api/v1/reminders/report", headers=auth(utility.viewer_key)).json()
+    assert [r["paid"] for r in runs["rows"]] == [1, 1]  # each run reminded the bill that was paid

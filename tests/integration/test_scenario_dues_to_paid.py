@@ -4,7 +4,8 @@ and payment link, the dispatcher delivers them, one consumer opens the link and 
 the Razorpay stand-in, the signed webhook arrives three times at once, and the bill is paid
 once, confirmed once, and counted in the run's report.
 
-(The WhatsApp/SMS mix belongs to the routing work; here every reminder goes by SMS.)
+(Here every reminder goes by SMS; the WhatsApp/SMS mix, fallback and the schedule are in
+test_scenario1_dues_reminders.py.)
 """
 
 from __future__ import annotations

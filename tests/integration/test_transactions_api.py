@@ -290,3 +290,20 @@ def test_quiet_hours_are_set_per_tenant_and_hold_non_urgent_sends(client, runtim
             now=evening,
         )
     assert queued.due_at == datetime(2026, 3, 11, 3, 0, tzinfo=UTC)  # 09:00 in Dhaka
+
+
+def test_a_payment_settles_dues_first_and_only_the_rest_is_credit(client, runtime, coop) -> None:
+    # A payment of what is owed clears the dues; it is not also credit on the account.
+    with runtime.sessions() as s, s.begin():
+        account = s.scalars(select(Account).where(Account.number == "M-101")).one()
+        account.dues_minor = 40_00
+    p = post(client, coop["key"], type="payment", amount="40", reference="P-dues").json()
+    assert p["balance_minor"] == 500_00
+    more = post(client, coop["key"], type="payment", amount="25", reference="P-more").json()
+    assert more["balance_minor"] == 525_00  # nothing owed any more: all of it is credit
+    with runtime.sessions() as s, s.begin():
+        account = s.scalars(select(Account).where(Account.number == "M-101")).one()
+        assert (account.dues_minor, account.balance_minor) == (0, 525_00)
+        account.dues_minor = 10_00
+    part = post(client, coop["key"], type="payment", amount="30", reference="P-part").json()
+    assert part["balance_minor"] == 545_00  # 10 settles the dues, 20 is credit

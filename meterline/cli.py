@@ -308,5 +308,14 @@ def _register_messaging() -> None:
 
 _register_messaging()
 
+
+def _register_stream() -> None:
+    from meterline.cli_stream import register
+
+    register(app)
+
+
+_register_stream()
+
 if __name__ == "__main__":  # pragma: no cover
     app()

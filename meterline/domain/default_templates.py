@@ -46,6 +46,14 @@ _EN = {
     ),
     "zero_balance": (
         "{{ org_name }}: a/c {{ account }} balance is zero ({{ at }}). Please recharge."
+        "{% if grace %} {{ grace }}{% endif %}"
+    ),
+    "overload_normal": (
+        "{{ org_name }}: a/c {{ account }} load {{ load_kw }} kW is back within sanctioned "
+        "{{ sanctioned_kw }} kW ({{ at }})."
+    ),
+    "tamper_restored": (
+        "{{ org_name }}: meter {{ meter }}, a/c {{ account }}: tamper condition cleared ({{ at }})."
     ),
     "overload": (
         "{{ org_name }}: a/c {{ account }} load {{ load_kw }} kW exceeds sanctioned "
@@ -83,7 +91,17 @@ _HI = {
         "{{ org_name }}: खाता {{ account }} का शेष {{ balance }}, {{ threshold }} से कम "
         "({{ at }})। कृपया रिचार्ज करें।"
     ),
-    "zero_balance": ("{{ org_name }}: खाता {{ account }} का शेष शून्य ({{ at }})। कृपया रिचार्ज करें।"),
+    "zero_balance": (
+        "{{ org_name }}: खाता {{ account }} का शेष शून्य ({{ at }})। कृपया रिचार्ज करें।"
+        "{% if grace %} {{ grace }}{% endif %}"
+    ),
+    "overload_normal": (
+        "{{ org_name }}: खाता {{ account }} का लोड {{ load_kw }} kW, स्वीकृत "
+        "{{ sanctioned_kw }} kW के भीतर लौट आया ({{ at }})।"
+    ),
+    "tamper_restored": (
+        "{{ org_name }}: मीटर {{ meter }} (खाता {{ account }}) में छेड़छाड़ की स्थिति समाप्त ({{ at }})।"
+    ),
     "overload": (
         "{{ org_name }}: खाता {{ account }} का लोड {{ load_kw }} kW, स्वीकृत "
         "{{ sanctioned_kw }} kW से अधिक ({{ at }})। कृपया लोड कम करें।"
@@ -121,7 +139,17 @@ _BN = {
         "{{ org_name }}: হিসাব {{ account }}-এর ব্যালেন্স {{ balance }}, "
         "{{ threshold }}-এর কম ({{ at }})। রিচার্জ করুন।"
     ),
-    "zero_balance": ("{{ org_name }}: হিসাব {{ account }}-এর ব্যালেন্স শূন্য ({{ at }})। রিচার্জ করুন।"),
+    "zero_balance": (
+        "{{ org_name }}: হিসাব {{ account }}-এর ব্যালেন্স শূন্য ({{ at }})। রিচার্জ করুন।"
+        "{% if grace %} {{ grace }}{% endif %}"
+    ),
+    "overload_normal": (
+        "{{ org_name }}: হিসাব {{ account }}-এ লোড {{ load_kw }} kW, অনুমোদিত "
+        "{{ sanctioned_kw }} kW-এর মধ্যে ফিরেছে ({{ at }})।"
+    ),
+    "tamper_restored": (
+        "{{ org_name }}: মিটার {{ meter }} (হিসাব {{ account }})-এ কারসাজির অবস্থা দূর হয়েছে ({{ at }})।"
+    ),
     "overload": (
         "{{ org_name }}: হিসাব {{ account }}-এ লোড {{ load_kw }} kW, অনুমোদিত "
         "{{ sanctioned_kw }} kW-এর বেশি ({{ at }})। লোড কমান।"
@@ -161,6 +189,15 @@ _RU = {
     ),
     "zero_balance": (
         "{{ org_name }}: баланс л/с {{ account }} исчерпан ({{ at }}). Пополните счёт."
+        "{% if grace %} {{ grace }}{% endif %}"
+    ),
+    "overload_normal": (
+        "{{ org_name }}: л/с {{ account }}, нагрузка {{ load_kw }} кВт снова в пределах "
+        "разрешённой {{ sanctioned_kw }} кВт ({{ at }})."
+    ),
+    "tamper_restored": (
+        "{{ org_name }}: счётчик {{ meter }}, л/с {{ account }}: вмешательство устранено "
+        "({{ at }})."
     ),
     "overload": (
         "{{ org_name }}: л/с {{ account }}, нагрузка {{ load_kw }} кВт выше разрешённой "

@@ -170,11 +170,14 @@ KINDS: Mapping[str, KindSpec] = _kinds(
         urgent=True,
         priority=80,
     ),
+    # balance (zero or negative) and the tenant's emergency-credit / grace text are
+    # optional: smart-meter alerts fill them (meterline/services/meter_events.py).
     KindSpec(
         "zero_balance",
-        {"account": _T.text, "at": _T.datetime},
+        {"account": _T.text, "at": _T.datetime, "balance": _T.money, "grace": _T.text},
         urgent=True,
         priority=80,
+        optional=frozenset({"balance", "grace"}),
     ),
     KindSpec(
         "overload",
@@ -187,11 +190,31 @@ KINDS: Mapping[str, KindSpec] = _kinds(
         urgent=True,
         priority=80,
     ),
+    # Smart-meter episodes ending: overload "back to normal", a tamper code restored.
+    KindSpec(
+        "overload_normal",
+        {
+            "account": _T.text,
+            "load_kw": _T.number,
+            "sanctioned_kw": _T.number,
+            "at": _T.datetime,
+        },
+        urgent=False,
+        priority=50,
+    ),
     KindSpec(
         "tamper",
-        {"account": _T.text, "meter": _T.text, "at": _T.datetime},
+        {"account": _T.text, "meter": _T.text, "at": _T.datetime, "code": _T.text},
         urgent=True,
         priority=80,
+        optional=frozenset({"code"}),
+    ),
+    KindSpec(
+        "tamper_restored",
+        {"account": _T.text, "meter": _T.text, "at": _T.datetime, "code": _T.text},
+        urgent=False,
+        priority=50,
+        optional=frozenset({"code"}),
     ),
     KindSpec(
         "otp",

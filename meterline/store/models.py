@@ -205,6 +205,8 @@ class Account(Base):
     consumer: Mapped[Consumer] = relationship(back_populates="accounts")
     area: Mapped[Area | None] = relationship()
     meters: Mapped[list[Meter]] = relationship(back_populates="account")
+    # Smart-meter alerts: this account's low-balance threshold instead of the tenant's.
+    low_balance_minor: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Meter(Base):
@@ -495,4 +497,158 @@ class CreditEntry(Base):
     held_after_minor: Mapped[int] = mapped_column(BigInteger)
     note: Mapped[str | None] = mapped_column(String(500))
     created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Smart-meter events and alerts (docs/events.md) -------------------------------------
+
+
+class MeterState(Base):
+    """The newest of each event stream of one meter and its open episodes (rules state)."""
+
+    __tablename__ = "meter_states"
+    __table_args__ = (Index("ix_meter_states_tenant_seen", "tenant_id", "last_seen"),)
+
+    meter_id: Mapped[int] = mapped_column(
+        ForeignKey("meters.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    balance_minor: Mapped[int | None] = mapped_column(BigInteger)
+    balance_at: Mapped[datetime | None] = mapped_column()
+    last_recharge_minor: Mapped[int | None] = mapped_column(BigInteger)
+    low_alerted_minor: Mapped[int | None] = mapped_column(BigInteger)
+    zero_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    reading_value: Mapped[Decimal | None] = mapped_column(Numeric(18, 3))
+    reading_unit: Mapped[str | None] = mapped_column(String(8))
+    reading_at: Mapped[datetime | None] = mapped_column()
+    demand_kw: Mapped[Decimal | None] = mapped_column(Numeric(12, 3))
+    demand_at: Mapped[datetime | None] = mapped_column()
+    over_count: Mapped[int] = mapped_column(Integer, default=0)
+    overload_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    # {code: [active, ISO time of its newest event]}
+    tamper: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    power_state: Mapped[str | None] = mapped_column(String(12))
+    power_at: Mapped[datetime | None] = mapped_column()
+    relay_state: Mapped[str | None] = mapped_column(String(12))
+    relay_at: Mapped[datetime | None] = mapped_column()
+    last_seen: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime | None] = mapped_column()
+
+
+class MeterAlert(Base):
+    """One alert episode of a meter: opened, maybe closed, and the messages it sent."""
+
+    __tablename__ = "meter_alerts"
+    __table_args__ = (
+        UniqueConstraint("meter_id", "episode_key", name="uq_meter_alerts_episode"),
+        Index("ix_meter_alerts_tenant_opened", "tenant_id", "opened_at"),
+        Index("ix_meter_alerts_meter_open", "meter_id", "subject", "closed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id", ondelete="CASCADE"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # low_balance, zero_balance, overload, tamper
+    subject: Mapped[str] = mapped_column(String(64))  # kind, or "tamper:<code>"
+    episode_key: Mapped[str] = mapped_column(String(120))
+    opened_at: Mapped[datetime] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    close_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    # Why no message went out: stale event, opted out, no consumer, refused by notify.
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MeterUsage(Base):
+    """Consumption aggregates of a meter per day and per month (tenant's local dates).
+
+    The register's lowest and highest value in the period make usage idempotent under
+    duplicates and reordering; recharges are counted once, from the rules' balance jumps.
+    """
+
+    __tablename__ = "meter_usage"
+
+    meter_id: Mapped[int] = mapped_column(
+        ForeignKey("meters.id", ondelete="CASCADE"), primary_key=True
+    )
+    period: Mapped[str] = mapped_column(String(5), primary_key=True)  # "day" | "month"
+    start: Mapped[date] = mapped_column(Date, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    reading_min: Mapped[Decimal | None] = mapped_column(Numeric(18, 3))
+    reading_max: Mapped[Decimal | None] = mapped_column(Numeric(18, 3))
+    unit: Mapped[str | None] = mapped_column(String(8))
+    max_demand_kw: Mapped[Decimal | None] = mapped_column(Numeric(12, 3))
+    recharges: Mapped[int] = mapped_column(Integer, default=0)
+    recharged_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MeterUnknownSerial(Base):
+    """Events for a serial the tenant has no meter for: counted, listed, not stored."""
+
+    __tablename__ = "meter_unknown_serials"
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    serial: Mapped[str] = mapped_column(String(64), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_seen: Mapped[datetime] = mapped_column()
+    last_seen: Mapped[datetime] = mapped_column()
+    last_source: Mapped[str | None] = mapped_column(String(100))
+
+
+class MeterEventBatch(Base):
+    """One ingested batch and its counts (append-only: no row every worker fights over)."""
+
+    __tablename__ = "meter_event_batches"
+    __table_args__ = (Index("ix_meter_event_batches_tenant", "tenant_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column()
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    unknown: Mapped[int] = mapped_column(Integer, default=0)
+    alerts: Mapped[int] = mapped_column(Integer, default=0)
+    # The first rejected lines with their reasons, for the operator.
+    errors: Mapped[list[Any] | None] = mapped_column(JSON)
+
+
+class MeterAlertSettings(Base):
+    """A tenant's alert rule settings; no row means the defaults (docs/events.md)."""
+
+    __tablename__ = "meter_alert_settings"
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    low_balance_minor: Mapped[int | None] = mapped_column(BigInteger)
+    percent_levels: Mapped[str] = mapped_column(String(40), default="")  # "30,10"
+    hysteresis_minor: Mapped[int | None] = mapped_column(BigInteger)
+    overload_intervals: Mapped[int] = mapped_column(Integer, default=2)
+    stale_after_s: Mapped[int] = mapped_column(Integer, default=7200)
+    silent_after_s: Mapped[int] = mapped_column(Integer, default=86400)
+    max_skew_s: Mapped[int] = mapped_column(Integer, default=300)
+    grace_text: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # language -> text
+    mandatory_kinds: Mapped[str] = mapped_column(String(200), default="zero_balance,tamper")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AlertOptOut(Base):
+    """A consumer who does not want alerts of one kind (ignored for mandatory kinds)."""
+
+    __tablename__ = "alert_opt_outs"
+
+    consumer_id: Mapped[int] = mapped_column(
+        ForeignKey("consumers.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -43,13 +43,28 @@ EXPECTED = {
         {"account": T.text, "balance": T.money, "threshold": T.money, "at": T.datetime},
         set(), True, 80,
     ),
-    "zero_balance": ({"account": T.text, "at": T.datetime}, set(), True, 80),
+    "zero_balance": (
+        {"account": T.text, "at": T.datetime, "balance": T.money, "grace": T.text},
+        {"balance", "grace"}, True, 80,
+    ),
+    "overload_normal": (
+        {"account": T.text, "load_kw": T.number, "sanctioned_kw": T.number,
+         "at": T.datetime},
+        set(), False, 50,
+    ),
     "overload": (
         {"account": T.text, "load_kw": T.number, "sanctioned_kw": T.number,
          "at": T.datetime},
         set(), True, 80,
     ),
-    "tamper": ({"account": T.text, "meter": T.text, "at": T.datetime}, set(), True, 80),
+    "tamper": (
+        {"account": T.text, "meter": T.text, "at": T.datetime, "code": T.text},
+        {"code"}, True, 80,
+    ),
+    "tamper_restored": (
+        {"account": T.text, "meter": T.text, "at": T.datetime, "code": T.text},
+        {"code"}, False, 50,
+    ),
     "otp": ({"code": T.text, "minutes": T.number}, set(), True, 100),
     "closing_balance": (
         {"account": T.text, "balance": T.money, "as_of": T.date}, set(), False, 10,
@@ -101,6 +116,8 @@ def test_only_urgent_kinds_may_break_quiet_hours() -> None:
         "dues_reminder",
         "closing_balance",
         "custom",
+        "overload_normal",
+        "tamper_restored",
     }
 
 

@@ -77,6 +77,7 @@ SAMPLE = {
     "minutes": 10,
     "as_of": dt.date(2024, 3, 31),
     "text": "Office closed on Friday.",
+    "grace": "Emergency credit 50 for 3 days",
 }
 
 
@@ -722,7 +723,7 @@ def test_trailing_newline_is_dropped_and_block_lines_are_trimmed() -> None:
 
 def test_there_is_a_default_for_every_kind_and_language() -> None:
     assert set(DEFAULT_TEMPLATES) == {(k, lang) for k in KINDS for lang in LANGUAGES}
-    assert len(DEFAULT_TEMPLATES) == 4 * len(KINDS) == 44
+    assert len(DEFAULT_TEMPLATES) == 4 * len(KINDS) == 52
     assert LANGUAGES == ("en", "hi", "bn", "ru")
 
 

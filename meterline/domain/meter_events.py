@@ -1,0 +1,321 @@
+"""Smart-meter events on the wire: parsing and checking, one event at a time (pure).
+
+An event is a JSON object (see docs/events.md)::
+
+    {"type": "balance", "meter": "SN-1", "at": "2026-11-29T10:00:00+05:30", "balance": 12345}
+
+A batch is a JSON array, NDJSON (one object a line) or CSV rows with the same field names
+(all values then arrive as strings, so every field also accepts its text form). A bad
+event is an `EventRejected` with a reason naming the field; `parse_batch` numbers each
+event and keeps going, so one broken line never costs the rest of its batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from meterline.domain.enums import Service
+
+__all__ = [
+    "DEFAULT_INTERVAL_S",
+    "EventRejected",
+    "EventType",
+    "LineError",
+    "MeterEvent",
+    "ParsedBatch",
+    "decode_items",
+    "parse_batch",
+    "parse_event",
+    "unit_fits",
+]
+
+DEFAULT_INTERVAL_S = 900
+MAX_SERIAL = 64
+MAX_TEXT = 300
+
+
+class EventType(StrEnum):
+    balance = "balance"
+    reading = "reading"
+    demand = "demand"
+    tamper = "tamper"
+    power = "power"
+    relay = "relay"
+
+
+UNITS: Mapping[str, frozenset[Service]] = {
+    "kWh": frozenset({Service.electricity}),
+    "m3": frozenset({Service.water, Service.gas}),
+    "Gcal": frozenset({Service.heat}),
+}
+STATES = {
+    EventType.power: ("off", "on"),
+    EventType.relay: ("disconnected", "connected"),
+}
+
+
+def unit_fits(unit: str, kind: Service | str) -> bool:
+    """Whether a register unit belongs on a meter of this kind (kWh on electricity ...)."""
+    return Service(kind) in UNITS.get(unit, frozenset())
+
+
+class EventRejected(ValueError):
+    """This event cannot be used; the message says which field and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeterEvent:
+    """One checked event. Only the fields of its type are set; times are aware UTC."""
+
+    type: EventType
+    meter: str
+    at: datetime
+    source: str | None = None
+    id: str | None = None
+    balance: int | None = None  # minor units
+    value: Decimal | None = None  # register reading
+    unit: str | None = None
+    kw: Decimal | None = None
+    interval_s: int = DEFAULT_INTERVAL_S
+    code: str | None = None
+    text: str | None = None
+    active: bool = True
+    state: str | None = None
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        """What makes two deliveries the same event: the producer's id when it gave one,
+        else everything the event says."""
+        if self.id is not None:
+            return (self.meter, self.id)
+        return (
+            self.meter,
+            self.type,
+            self.at,
+            self.balance,
+            self.value,
+            self.kw,
+            self.code,
+            self.active,
+            self.state,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    line: int
+    reason: str
+    meter: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"line": self.line, "reason": self.reason}
+        if self.meter is not None:
+            out["meter"] = self.meter
+        return out
+
+
+@dataclass
+class ParsedBatch:
+    events: list[tuple[int, MeterEvent]]  # (line, event)
+    errors: list[LineError]
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(
+    obj: Mapping[str, Any], name: str, *, required: bool, limit: int = MAX_TEXT
+) -> str | None:
+    value = obj.get(name)
+    if _blank(value):
+        if required:
+            raise EventRejected(f"{name}: missing")
+        return None
+    if isinstance(value, int | Decimal | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise EventRejected(f"{name}: expected text, got {type(value).__name__}")
+    value = value.strip()
+    if len(value) > limit:
+        raise EventRejected(f"{name}: longer than {limit} characters")
+    return value
+
+
+def _time(value: Any) -> datetime:
+    if _blank(value):
+        raise EventRejected("at: missing")
+    if not isinstance(value, str):
+        raise EventRejected(f"at: expected an ISO 8601 time, got {type(value).__name__}")
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise EventRejected(f"at: {value!r} is not an ISO 8601 time") from None
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise EventRejected(f"at: {value!r} has no UTC offset (add Z or +05:30)")
+    return at.astimezone(UTC)
+
+
+def _decimal(obj: Mapping[str, Any], name: str) -> Decimal:
+    value = obj.get(name)
+    if _blank(value):
+        raise EventRejected(f"{name}: missing")
+    if isinstance(value, bool):
+        raise EventRejected(f"{name}: expected a number, got a boolean")
+    if isinstance(value, float):
+        value = repr(value)  # a producer that decoded JSON itself: its shortest text
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
+    except (InvalidOperation, TypeError, ValueError):
+        raise EventRejected(f"{name}: {value!r} is not a number") from None
+    if not number.is_finite():
+        raise EventRejected(f"{name}: {value!r} is not a finite number")
+    return number
+
+
+def _integer(obj: Mapping[str, Any], name: str) -> int:
+    value = obj.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = _decimal(obj, name)
+    if number != number.to_integral_value():
+        raise EventRejected(f"{name}: {value!r} is not a whole number (minor units)")
+    return int(number)
+
+
+def _bool(obj: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = obj.get(name)
+    if _blank(value):
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no"):
+        return False
+    raise EventRejected(f"{name}: expected true or false, got {value!r}")
+
+
+def parse_event(
+    obj: Any, *, now: datetime, max_skew: timedelta = timedelta(minutes=5)
+) -> MeterEvent:
+    """One wire object as a `MeterEvent`; `EventRejected` says what is wrong with it.
+
+    A time more than `max_skew` ahead of `now` is refused (a meter clock gone wrong must
+    not become tomorrow's balance).
+    """
+    if not isinstance(obj, Mapping):
+        raise EventRejected(f"expected a JSON object, got {type(obj).__name__}")
+    raw_type = _text(obj, "type", required=True)
+    try:
+        kind = EventType(str(raw_type))
+    except ValueError:
+        raise EventRejected(
+            f"type: {raw_type!r} is not one of {', '.join(t.value for t in EventType)}"
+        ) from None
+    meter = _text(obj, "meter", required=True, limit=MAX_SERIAL)
+    assert meter is not None
+    at = _time(obj.get("at"))
+    if at > now + max_skew:
+        raise EventRejected(f"at: {at.isoformat()} is in the future (now {now.isoformat()})")
+    common: dict[str, Any] = {
+        "type": kind,
+        "meter": meter,
+        "at": at,
+        "source": _text(obj, "source", required=False, limit=100),
+        "id": _text(obj, "id", required=False, limit=100),
+    }
+    if kind is EventType.balance:
+        return MeterEvent(**common, balance=_integer(obj, "balance"))
+    if kind is EventType.reading:
+        value = _decimal(obj, "value")
+        if value < 0:
+            raise EventRejected(f"value: {value} is negative (a register only counts up)")
+        unit = _text(obj, "unit", required=True)
+        if unit not in UNITS:
+            raise EventRejected(f"unit: {unit!r} is not one of {', '.join(UNITS)}")
+        return MeterEvent(**common, value=value, unit=unit)
+    if kind is EventType.demand:
+        kw = _decimal(obj, "kw")
+        if kw < 0:
+            raise EventRejected(f"kw: {kw} is negative")
+        interval = (
+            DEFAULT_INTERVAL_S if _blank(obj.get("interval_s")) else _integer(obj, "interval_s")
+        )
+        if interval <= 0:
+            raise EventRejected(f"interval_s: {interval} must be positive")
+        return MeterEvent(**common, kw=kw, interval_s=interval)
+    if kind is EventType.tamper:
+        code = _text(obj, "code", required=True, limit=40)
+        return MeterEvent(
+            **common,
+            code=code,
+            text=_text(obj, "text", required=False),
+            active=_bool(obj, "active", True),
+        )
+    state = _text(obj, "state", required=True)
+    allowed = STATES[kind]
+    if state not in allowed:
+        raise EventRejected(f"state: {state!r} is not one of {', '.join(allowed)}")
+    return MeterEvent(**common, state=state)
+
+
+def decode_items(items: Iterable[bytes | str | Mapping[str, Any]]) -> Iterator[tuple[int, Any]]:
+    """(line, decoded object) for each event of a batch; a text that is not JSON comes out
+    as an `EventRejected` in place of its object.
+
+    Each item is one event: an object, or its JSON text (an NDJSON line, an MQTT payload).
+    A text that holds a JSON array stands for its elements, numbered on from there. Blank
+    texts are counted as lines (so NDJSON line numbers match the file) and skipped.
+    """
+    line = 0
+    for item in items:
+        line += 1
+        if isinstance(item, Mapping):
+            yield line, item
+            continue
+        try:
+            text = item.decode("utf-8") if isinstance(item, bytes | bytearray) else item
+        except UnicodeDecodeError:
+            yield line, EventRejected("not UTF-8 text")
+            continue
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text, parse_float=Decimal)
+        except json.JSONDecodeError as exc:
+            yield line, EventRejected(f"not JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if isinstance(obj, list):
+            for n, element in enumerate(obj):
+                yield line + n, element
+            line += max(len(obj) - 1, 0)
+        else:
+            yield line, obj
+
+
+def parse_batch(
+    items: Iterable[bytes | str | Mapping[str, Any]],
+    *,
+    now: datetime,
+    max_skew: timedelta = timedelta(minutes=5),
+) -> ParsedBatch:
+    """Every event of a batch, parsed; the bad ones become `LineError`s with their line."""
+    events: list[tuple[int, MeterEvent]] = []
+    errors: list[LineError] = []
+    for line, obj in decode_items(items):
+        if isinstance(obj, EventRejected):
+            errors.append(LineError(line, str(obj)))
+            continue
+        try:
+            events.append((line, parse_event(obj, now=now, max_skew=max_skew)))
+        except EventRejected as exc:
+            meter = obj.get("meter") if isinstance(obj, Mapping) else None
+            errors.append(LineError(line, str(exc), meter if isinstance(meter, str) else None))
+    return ParsedBatch(events, errors)

@@ -1,0 +1,628 @@
+"""Ingesting smart-meter events: parse, apply the rules, persist state, queue alerts.
+
+One batch is one transaction: the meters' states are loaded in one query (locked on
+PostgreSQL, so two workers on one stream cannot lose an update), the rules run in
+memory (`meterline.domain.meter_rules`), and states, usage aggregates, alert episodes
+and their messages (through `notify`, the transactional outbox) are written together.
+HTTP (`POST /api/v1/events`), files (`meterline events load`) and MQTT all come here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, and_, bindparam, false, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from meterline.domain.meter_events import EventType, LineError, MeterEvent, parse_batch, unit_fits
+from meterline.domain.meter_rules import (
+    AlertSettings,
+    MeterContext,
+    MeterState,
+    Outcome,
+    Verdict,
+    apply_event,
+)
+from meterline.services.errors import NotFound, ServiceError
+from meterline.services.notify import Composer, Notification, notify
+from meterline.services.tenants import currency_exponent
+from meterline.store import models as m
+
+__all__ = [
+    "MAX_BATCH",
+    "BatchTooLarge",
+    "IngestReport",
+    "alert_settings",
+    "ingest_events",
+    "ingest_in_session",
+]
+
+MAX_BATCH = 10_000
+MAX_LISTED_ERRORS = 1000  # per report; the batch row keeps the first 100
+STATE = cast(Table, m.MeterState.__table__)
+ALERTS = cast(Table, m.MeterAlert.__table__)
+USAGE = cast(Table, m.MeterUsage.__table__)
+UNKNOWN = cast(Table, m.MeterUnknownSerial.__table__)
+
+# The state columns the rules own (everything but the keys and updated_at).
+STATE_COLUMNS = (
+    "balance_minor",
+    "balance_at",
+    "last_recharge_minor",
+    "low_alerted_minor",
+    "zero_open",
+    "reading_value",
+    "reading_unit",
+    "reading_at",
+    "demand_kw",
+    "demand_at",
+    "over_count",
+    "overload_open",
+    "tamper",
+    "power_state",
+    "power_at",
+    "relay_state",
+    "relay_at",
+    "last_seen",
+)
+
+
+@dataclass
+class IngestReport:
+    """What became of a batch. ``accepted`` events were stored (``older`` ones included:
+    out of order, they change no state and alert no one but still count in the usage
+    aggregates); ``duplicates`` were already known (same stream, same time); ``rejected``
+    ones are listed in ``errors`` with their line; events for serials the tenant has no
+    meter for are counted in ``unknown_meters`` (serials in ``unknown_serials``)."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    older: int = 0  # of the accepted: out of order, a newer value was known (no alerts)
+    rejected: int = 0
+    unknown_meters: int = 0
+    alerts: int = 0  # episodes opened or closed
+    messages: int = 0  # messages queued for consumers
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    unknown_serials: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "older": self.older,
+            "rejected": self.rejected,
+            "unknown_meters": self.unknown_meters,
+            "unknown_serials": self.unknown_serials,
+            "alerts": self.alerts,
+            "messages": self.messages,
+            "errors": self.errors,
+        }
+
+    def add(self, other: IngestReport) -> None:
+        """Fold another batch's report into this one (file loads in chunks)."""
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.older += other.older
+        self.rejected += other.rejected
+        self.unknown_meters += other.unknown_meters
+        self.alerts += other.alerts
+        self.messages += other.messages
+        self.errors.extend(other.errors)
+        self.unknown_serials.extend(
+            s for s in other.unknown_serials if s not in self.unknown_serials
+        )
+
+
+class BatchTooLarge(ServiceError):
+    pass
+
+
+def ingest_events(
+    runtime_or_sessions: Any,
+    tenant: str | int,
+    items: Iterable[bytes | str | Mapping[str, Any]],
+    *,
+    source: str,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Ingest one batch of events for `tenant` (its slug or id) in one transaction.
+
+    `runtime_or_sessions`: a `Runtime` or a write `sessionmaker`. `items`: each one event,
+    as a dict, or its JSON text (str or bytes: an NDJSON line, an MQTT payload); a text
+    holding a JSON array counts as its elements (see `meter_events.decode_items` for the
+    line numbers). `source` names the path ("http", "mqtt", "file:<name>") and is kept
+    with the batch and the unknown serials (an event's own "source" wins for the event).
+    `now` defaults to the clock; the future-time and stale checks use it.
+
+    Malformed events are listed in the report and the rest go through. Raises `NotFound`
+    for an unknown tenant and `BatchTooLarge` above `MAX_BATCH` parsed items (callers
+    with bigger inputs cut them into batches). Thread-safe; call it from several workers.
+    """
+    sessions: sessionmaker[Session] = getattr(runtime_or_sessions, "sessions", runtime_or_sessions)
+    moment = now or datetime.now(UTC)
+    with sessions() as session, session.begin():
+        return ingest_in_session(session, tenant, items, source=source, now=moment)
+
+
+def _tenant(session: Session, tenant: str | int) -> m.Tenant:
+    if isinstance(tenant, int):
+        found = session.get(m.Tenant, tenant)
+    else:
+        found = session.scalar(select(m.Tenant).where(m.Tenant.slug == tenant))
+    if found is None:
+        raise NotFound(f"no tenant {tenant!r}")
+    return found
+
+
+def alert_settings(session: Session, tenant: m.Tenant) -> AlertSettings:
+    """The tenant's rule settings, defaults filled in (100 major units of its currency)."""
+    row = session.get(m.MeterAlertSettings, tenant.id)
+    unit = 10 ** currency_exponent(tenant.currency)
+    if row is None:
+        return AlertSettings(low_balance_minor=100 * unit)
+    levels = tuple(int(p) for p in row.percent_levels.split(",") if p.strip())
+    return AlertSettings(
+        low_balance_minor=row.low_balance_minor
+        if row.low_balance_minor is not None
+        else 100 * unit,
+        percent_levels=levels,
+        hysteresis_minor=row.hysteresis_minor,
+        overload_intervals=row.overload_intervals,
+        stale_after=timedelta(seconds=row.stale_after_s),
+        silent_after=timedelta(seconds=row.silent_after_s),
+        max_skew=timedelta(seconds=row.max_skew_s),
+        grace_text=dict(row.grace_text or {}),
+        mandatory=frozenset(k for k in row.mandatory_kinds.split(",") if k),
+    )
+
+
+@dataclass
+class _Meter:
+    id: int
+    serial: str
+    kind: str
+    account_id: int | None
+    account_number: str | None
+    consumer_id: int | None
+    ctx: MeterContext
+    state: MeterState
+    dirty: bool = False
+
+
+def ingest_in_session(
+    session: Session,
+    tenant: str | int | m.Tenant,
+    items: Iterable[bytes | str | Mapping[str, Any]],
+    *,
+    source: str,
+    now: datetime,
+) -> IngestReport:
+    """`ingest_events` inside the caller's transaction."""
+    t = tenant if isinstance(tenant, m.Tenant) else _tenant(session, tenant)
+    settings = alert_settings(session, t)
+    parsed = parse_batch(items, now=now, max_skew=settings.max_skew)
+    total = len(parsed.events) + len(parsed.errors)
+    if total > MAX_BATCH:
+        raise BatchTooLarge(
+            f"{total} events in one batch; at most {MAX_BATCH} (send several requests)"
+        )
+    report = IngestReport()
+    errors: list[LineError] = list(parsed.errors)
+    meters = _load_meters(session, t.id, {e.meter for _, e in parsed.events})
+    per_meter: dict[int, list[MeterEvent]] = defaultdict(list)
+    unknown: dict[str, int] = {}
+    seen: set[tuple[Any, ...]] = set()
+    for line, event in parsed.events:
+        meter = meters.get(event.meter)
+        if meter is None:
+            unknown[event.meter] = unknown.get(event.meter, 0) + 1
+            continue
+        if event.type is EventType.reading and not unit_fits(event.unit or "", meter.kind):
+            errors.append(
+                LineError(
+                    line,
+                    f"unit: {event.unit} does not fit {meter.kind} meter {meter.serial}",
+                    event.meter,
+                )
+            )
+            continue
+        identity = event.identity
+        if identity in seen:
+            report.duplicates += 1
+            continue
+        seen.add(identity)
+        per_meter[meter.id].append(event)
+    by_id = {meter.id: meter for meter in meters.values()}
+    zone = ZoneInfo(t.timezone)
+    usage = _Usage(zone)
+    alerts: list[tuple[_Meter, Any]] = []
+    for meter_id, events in per_meter.items():
+        meter = by_id[meter_id]
+        events.sort(key=lambda e: e.at)
+        for event in events:
+            outcome: Outcome = apply_event(meter.state, event, meter.ctx, settings, now=now)
+            if outcome.verdict is Verdict.duplicate:
+                report.duplicates += 1
+                continue
+            report.accepted += 1
+            if outcome.verdict is Verdict.older:
+                report.older += 1
+            meter.dirty = True
+            usage.add(meter_id, event, outcome)
+            alerts.extend((meter, alert) for alert in outcome.alerts)
+    _save_states(session, [mt for mt in by_id.values() if mt.dirty], now)
+    usage.save(session, t.id)
+    if alerts:
+        _raise_alerts(session, t, settings, alerts, now, report)
+    if unknown:
+        _count_unknown(session, t.id, unknown, source, now)
+        report.unknown_meters = sum(unknown.values())
+        report.unknown_serials = sorted(unknown)[:100]
+    errors.sort(key=lambda e: e.line)
+    report.rejected = len(errors)
+    report.errors = [e.as_dict() for e in errors[:MAX_LISTED_ERRORS]]
+    session.execute(
+        insert(m.MeterEventBatch).values(
+            tenant_id=t.id,
+            source=source[:100],
+            received_at=now,
+            accepted=report.accepted,
+            duplicates=report.duplicates,
+            rejected=report.rejected,
+            unknown=report.unknown_meters,
+            alerts=report.alerts,
+            errors=report.errors[:100] or None,
+        )
+    )
+    return report
+
+
+def _insert(session: Session, table: Any) -> Any:
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(table)
+
+
+def _load_meters(session: Session, tenant_id: int, serials: set[str]) -> dict[str, _Meter]:
+    """The batch's meters with their accounts and states, in one query (after making sure
+    each has a state row, so PostgreSQL can lock them all)."""
+    if not serials:
+        return {}
+    serial_list = sorted(serials)
+    session.execute(
+        _insert(session, STATE)
+        .from_select(
+            ["meter_id", "tenant_id", "zero_open", "over_count", "overload_open"],
+            select(
+                m.Meter.id,
+                m.Meter.tenant_id,
+                false(),
+                literal(0),
+                false(),
+            ).where(m.Meter.tenant_id == tenant_id, m.Meter.serial.in_(serial_list)),
+        )
+        .on_conflict_do_nothing()
+    )
+    cols = [STATE.c[name] for name in STATE_COLUMNS]
+    query = (
+        select(
+            m.Meter.id,
+            m.Meter.serial,
+            m.Meter.kind,
+            m.Meter.account_id,
+            m.Account.number,
+            m.Account.consumer_id,
+            m.Account.sanctioned_load_kw,
+            m.Account.low_balance_minor,
+            *cols,
+        )
+        .join(STATE, STATE.c.meter_id == m.Meter.id)
+        .outerjoin(m.Account, m.Account.id == m.Meter.account_id)
+        .where(m.Meter.tenant_id == tenant_id, m.Meter.serial.in_(serial_list))
+        .order_by(m.Meter.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=STATE)
+    out: dict[str, _Meter] = {}
+    for row in session.execute(query):
+        values = dict(zip(STATE_COLUMNS, row[8:], strict=True))
+        tamper = {
+            code: (bool(v[0]), datetime.fromisoformat(v[1]))
+            for code, v in (values.pop("tamper") or {}).items()
+        }
+        state = MeterState(**values, tamper=tamper)
+        state.zero_open = bool(state.zero_open)
+        state.overload_open = bool(state.overload_open)
+        out[row[1]] = _Meter(
+            id=row[0],
+            serial=row[1],
+            kind=str(row[2]),
+            account_id=row[3],
+            account_number=row[4],
+            consumer_id=row[5],
+            ctx=MeterContext(sanctioned_kw=row[6], low_balance_minor=row[7]),
+            state=state,
+        )
+    return out
+
+
+def _save_states(session: Session, meters: list[_Meter], now: datetime) -> None:
+    if not meters:
+        return
+    stmt = (
+        update(STATE)
+        .where(STATE.c.meter_id == bindparam("m_id"))
+        .values({name: bindparam(name) for name in (*STATE_COLUMNS, "updated_at")})
+    )
+    rows = []
+    for meter in meters:
+        s = meter.state
+        row = {name: getattr(s, name) for name in STATE_COLUMNS}
+        row["tamper"] = (
+            {code: [active, at.isoformat()] for code, (active, at) in s.tamper.items()}
+            if s.tamper
+            else None
+        )
+        row["m_id"] = meter.id
+        row["updated_at"] = now
+        rows.append(row)
+    session.execute(stmt, rows)
+
+
+class _Usage:
+    """The batch's contribution to each (meter, day) and (meter, month) aggregate."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.rows: dict[tuple[int, str, date], dict[str, Any]] = {}
+
+    def _row(self, meter_id: int, period: str, start: date) -> dict[str, Any]:
+        key = (meter_id, period, start)
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = {
+                "meter_id": meter_id,
+                "period": period,
+                "start": start,
+                "reading_min": None,
+                "reading_max": None,
+                "unit": None,
+                "max_demand_kw": None,
+                "recharges": 0,
+                "recharged_minor": 0,
+            }
+        return row
+
+    def add(self, meter_id: int, event: MeterEvent, outcome: Outcome) -> None:
+        if event.type not in (EventType.reading, EventType.demand) and outcome.recharge is None:
+            return
+        day = event.at.astimezone(self.zone).date()
+        for period, start in (("day", day), ("month", day.replace(day=1))):
+            row = self._row(meter_id, period, start)
+            if event.type is EventType.reading:
+                v = event.value
+                row["reading_min"] = v if row["reading_min"] is None else min(row["reading_min"], v)
+                row["reading_max"] = v if row["reading_max"] is None else max(row["reading_max"], v)
+                row["unit"] = event.unit
+            elif event.type is EventType.demand:
+                kw = event.kw
+                old = row["max_demand_kw"]
+                row["max_demand_kw"] = kw if old is None else max(old, kw)
+            if outcome.recharge is not None:
+                row["recharges"] += 1
+                row["recharged_minor"] += outcome.recharge.amount_minor
+
+    def save(self, session: Session, tenant_id: int) -> None:
+        if not self.rows:
+            return
+        is_pg = session.get_bind().dialect.name == "postgresql"
+        least = func.least if is_pg else func.min
+        greatest = func.greatest if is_pg else func.max
+        stmt = _insert(session, USAGE)
+        ex = stmt.excluded
+
+        def lower(col: str) -> Any:
+            return least(func.coalesce(USAGE.c[col], ex[col]), func.coalesce(ex[col], USAGE.c[col]))
+
+        def higher(col: str) -> Any:
+            return greatest(
+                func.coalesce(USAGE.c[col], ex[col]), func.coalesce(ex[col], USAGE.c[col])
+            )
+
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["meter_id", "period", "start"],
+            set_={
+                "reading_min": lower("reading_min"),
+                "reading_max": higher("reading_max"),
+                "unit": func.coalesce(ex.unit, USAGE.c.unit),
+                "max_demand_kw": higher("max_demand_kw"),
+                "recharges": USAGE.c.recharges + ex.recharges,
+                "recharged_minor": USAGE.c.recharged_minor + ex.recharged_minor,
+            },
+        )
+        rows = [{**row, "tenant_id": tenant_id} for row in self.rows.values()]
+        rows.sort(key=lambda r: (r["meter_id"], r["period"], r["start"]))  # lock order
+        session.execute(stmt, rows)
+
+
+def _count_unknown(
+    session: Session, tenant_id: int, unknown: dict[str, int], source: str, now: datetime
+) -> None:
+    stmt = _insert(session, UNKNOWN)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "serial"],
+        set_={
+            "events": UNKNOWN.c.events + stmt.excluded.events,
+            "last_seen": stmt.excluded.last_seen,
+            "last_source": stmt.excluded.last_source,
+        },
+    )
+    session.execute(
+        stmt,
+        [
+            {
+                "tenant_id": tenant_id,
+                "serial": serial,
+                "events": count,
+                "first_seen": now,
+                "last_seen": now,
+                "last_source": source[:100],
+            }
+            for serial, count in sorted(unknown.items())
+        ],
+    )
+
+
+# --- alerts and their messages -----------------------------------------------------------
+
+
+def _raise_alerts(
+    session: Session,
+    tenant: m.Tenant,
+    settings: AlertSettings,
+    alerts: list[tuple[_Meter, Any]],
+    now: datetime,
+    report: IngestReport,
+) -> None:
+    """Open or close each episode's row and queue its message (same transaction)."""
+    consumer_ids = {meter.consumer_id for meter, _ in alerts if meter.consumer_id is not None}
+    opted_out: set[tuple[int, str]] = set()
+    languages: dict[int, str] = {}
+    if consumer_ids:
+        opted_out = set(
+            session.execute(
+                select(m.AlertOptOut.consumer_id, m.AlertOptOut.kind).where(
+                    m.AlertOptOut.tenant_id == tenant.id,
+                    m.AlertOptOut.consumer_id.in_(consumer_ids),
+                )
+            ).all()
+        )
+        languages = dict(
+            session.execute(
+                select(m.Consumer.id, m.Consumer.preferred_language).where(
+                    m.Consumer.id.in_(consumer_ids)
+                )
+            ).all()
+        )
+    composer = Composer(session, tenant)
+    for meter, alert in alerts:
+        report.alerts += 1
+        message_id, note = None, None
+        if alert.kind is not None:
+            message_id, note = _message(
+                session, tenant, composer, settings, meter, alert, now, opted_out, languages
+            )
+            if message_id is not None:
+                report.messages += 1
+        if alert.opening:
+            _close_open(session, meter.id, alert.subject, alert.at, None)
+            session.execute(
+                _insert(session, ALERTS)
+                .values(
+                    tenant_id=tenant.id,
+                    meter_id=meter.id,
+                    account_id=meter.account_id,
+                    kind=alert.alert_kind,
+                    subject=alert.subject,
+                    episode_key=alert.episode_key,
+                    opened_at=alert.at,
+                    details=_jsonable(alert.data),
+                    message_id=message_id,
+                    note=note,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing()
+            )
+        else:
+            _close_open(session, meter.id, alert.subject, alert.at, message_id)
+
+
+def _close_open(
+    session: Session, meter_id: int, subject: str, at: datetime, message_id: int | None
+) -> None:
+    session.execute(
+        update(ALERTS)
+        .where(
+            and_(
+                ALERTS.c.meter_id == meter_id,
+                ALERTS.c.subject == subject,
+                ALERTS.c.closed_at.is_(None),
+            )
+        )
+        .values(closed_at=at, close_message_id=message_id)
+    )
+
+
+def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Decimal):
+            out[key] = str(value)
+        elif isinstance(value, datetime):
+            out[key] = value.isoformat()
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def _message(
+    session: Session,
+    tenant: m.Tenant,
+    composer: Composer,
+    settings: AlertSettings,
+    meter: _Meter,
+    alert: Any,
+    now: datetime,
+    opted_out: set[tuple[int, str]],
+    languages: dict[int, str],
+) -> tuple[int | None, str | None]:
+    """Queue the alert's message; (message id, None) or (None, why not)."""
+    kind = alert.kind
+    if not alert.notify:
+        return None, "stale event: nobody alerted"
+    if meter.consumer_id is None or meter.account_number is None:
+        return None, "meter has no account with a consumer"
+    mandatory = kind in settings.mandatory or (
+        kind in ("overload_normal", "tamper_restored") and kind.split("_")[0] in settings.mandatory
+    )
+    if not mandatory and (meter.consumer_id, kind) in opted_out:
+        return None, f"consumer opted out of {kind}"
+    data: dict[str, Any] = {"account": meter.account_number, "at": alert.at}
+    payload = alert.data
+    if kind == "low_balance":
+        data.update(balance=payload["balance"], threshold=payload["threshold"])
+    elif kind == "zero_balance":
+        data["balance"] = payload["balance"]
+        language = composer.language(languages.get(meter.consumer_id))
+        grace = settings.grace_text.get(language) or settings.grace_text.get("en")
+        if grace:
+            data["grace"] = grace
+    elif kind in ("overload", "overload_normal"):
+        data.update(load_kw=payload["load_kw"], sanctioned_kw=payload["sanctioned_kw"])
+    else:  # tamper, tamper_restored
+        data.update(meter=meter.serial, code=payload["code"])
+    try:
+        with session.begin_nested():
+            queued = notify(
+                session,
+                tenant,
+                Notification(
+                    kind=kind,
+                    data=data,
+                    idempotency_key=f"meter:{meter.id}:{alert.episode_key}",
+                    consumer_id=meter.consumer_id,
+                    account_id=meter.account_id,
+                ),
+                now=now,
+                composer=composer,
+                account_checked=True,
+            )
+    except ServiceError as exc:  # NotifyRefused, InsufficientCredit, NotFound
+        return None, exc.message[:500]
+    return queued.message_id, None

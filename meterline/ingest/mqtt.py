@@ -20,8 +20,8 @@ batch in hand, acknowledges it and disconnects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import logging
 import os
 import socket
 import time
@@ -29,9 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from meterline.ingest.sim_send import mqtt_client
 
-log = logging.getLogger("meterline.ingest.mqtt")
+log = structlog.get_logger("meterline.ingest.mqtt")
 
 DEFAULT_TOPIC = "meterline/+/events"
 
@@ -168,7 +170,9 @@ class MqttIngestWorker:
                 async with client:
                     self.counters.connects += 1
                     await client.subscribe(subscription(self.settings), qos=1)
-                    log.info("subscribed to %s", subscription(self.settings))
+                    log.info(
+                        "subscribed", topic=subscription(self.settings), client_id=client.identifier
+                    )
                     self.connected.set()
                     delay = 0.5
                     await self._consume(client, stop)
@@ -180,11 +184,9 @@ class MqttIngestWorker:
                 await self._flush(None)
                 if stop.is_set():
                     break
-                log.warning("MQTT connection lost (%s); reconnecting in %.1f s", exc, delay)
-                try:
+                log.warning("MQTT connection lost; reconnecting", error=str(exc), delay_s=delay)
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
                 delay = min(delay * 2, self.settings.reconnect_max_s)
         self.connected.clear()
         return self.counters
@@ -254,7 +256,7 @@ class MqttIngestWorker:
     def _bad(self, topic: str, reason: str) -> None:
         text = f"{topic}: {reason}"
         self.counters.note(text)
-        log.warning("bad MQTT payload on %s", text)
+        log.warning("bad MQTT payload", detail=text)
 
     async def _flush(self, client: Any | None) -> None:
         """Hand the batch to the service, then acknowledge its messages."""
@@ -270,12 +272,12 @@ class MqttIngestWorker:
                     c.failed_batches += 1
                     c.rejected += len(items)
                     c.note(f"{tenant}: {exc}")
-                    log.warning("batch of %d events for %s refused: %s", len(items), tenant, exc)
+                    log.warning("batch refused", tenant=tenant, events=len(items), reason=str(exc))
                     break
                 except Exception:
                     # The database is down or busy: keep the batch and try again.
                     c.failed_batches += 1
-                    log.exception("storing a batch of %d events for %s failed", len(items), tenant)
+                    log.exception("storing a batch failed", tenant=tenant, events=len(items))
                     await asyncio.sleep(1.0)
                     continue
                 c.batches += 1

@@ -20,7 +20,7 @@ from meterline.ingest.events_handler import service_handler
 from meterline.ingest.mqtt import IngestSettings, MqttIngestWorker
 from meterline.ingest.sim_send import mqtt_client
 from meterline.runtime import Runtime
-from meterline.store.models import Meter, MeterAlert, MeterState, MeterUnknownSerial, Message
+from meterline.store.models import Message, Meter, MeterAlert, MeterState, MeterUnknownSerial
 from tests.conftest import MQTT_URL
 from tests.support.meter_fleet import make_fleet
 
@@ -52,7 +52,7 @@ def _stream() -> list[bytes]:
                     "text": "Magnet",
                     "active": True,
                 },
-            ]  # fmt: skip
+            ]
         ).encode(),
         b"<xml>not json</xml>",
         json.dumps({"type": "balance", "meter": "NOPE-9", "at": _at(1), "balance": 1}).encode(),

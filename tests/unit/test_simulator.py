@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -76,8 +77,8 @@ def test_balances_fall_with_consumption_recharges_and_relay() -> None:
     for e in events:
         if e["type"] == "balance":
             by_meter.setdefault(e["meter"], []).append(e["balance"])
-    falls = sum(1 for b in by_meter.values() for x, y in zip(b, b[1:], strict=False) if y < x)
-    rises = sum(1 for b in by_meter.values() for x, y in zip(b, b[1:], strict=False) if y > x)
+    falls = sum(1 for b in by_meter.values() for x, y in pairwise(b) if y < x)
+    rises = sum(1 for b in by_meter.values() for x, y in pairwise(b) if y > x)
     assert falls > 10 * rises > 0  # mostly falling, sometimes a recharge
     assert any(min(b) < 100_00 for b in by_meter.values())  # someone runs low
     relays = [e for e in events if e["type"] == "relay"]

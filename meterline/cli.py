@@ -309,6 +309,15 @@ def _register_messaging() -> None:
 _register_messaging()
 
 
+def _register_events() -> None:
+    from meterline.cli_events import events_app
+
+    app.add_typer(events_app, name="events")
+
+
+_register_events()
+
+
 def _register_stream() -> None:
     from meterline.cli_stream import register
 

@@ -60,9 +60,12 @@ STATES = {
 }
 
 
+_FITS = frozenset((unit, str(kind)) for unit, kinds in UNITS.items() for kind in kinds)
+
+
 def unit_fits(unit: str, kind: Service | str) -> bool:
     """Whether a register unit belongs on a meter of this kind (kWh on electricity ...)."""
-    return Service(kind) in UNITS.get(unit, frozenset())
+    return (unit, str(kind)) in _FITS
 
 
 class EventRejected(ValueError):

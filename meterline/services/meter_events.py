@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, bindparam, false, func, insert, literal, select, update
+from sqlalchemy import Table, and_, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,6 +34,12 @@ from meterline.services.errors import NotFound, ServiceError
 from meterline.services.notify import Composer, Notification, notify
 from meterline.services.tenants import currency_exponent
 from meterline.store import models as m
+from meterline.store.meter_state import (
+    STREAM_COLUMNS,
+    ensure_and_load,
+    save_states,
+    upsert_usage,
+)
 
 __all__ = [
     "MAX_BATCH",
@@ -46,32 +52,8 @@ __all__ = [
 
 MAX_BATCH = 10_000
 MAX_LISTED_ERRORS = 1000  # per report; the batch row keeps the first 100
-STATE = cast(Table, m.MeterState.__table__)
 ALERTS = cast(Table, m.MeterAlert.__table__)
-USAGE = cast(Table, m.MeterUsage.__table__)
 UNKNOWN = cast(Table, m.MeterUnknownSerial.__table__)
-
-# The state columns the rules own (everything but the keys and updated_at).
-STATE_COLUMNS = (
-    "balance_minor",
-    "balance_at",
-    "last_recharge_minor",
-    "low_alerted_minor",
-    "zero_open",
-    "reading_value",
-    "reading_unit",
-    "reading_at",
-    "demand_kw",
-    "demand_at",
-    "over_count",
-    "overload_open",
-    "tamper",
-    "power_state",
-    "power_at",
-    "relay_state",
-    "relay_at",
-    "last_seen",
-)
 
 
 @dataclass
@@ -193,7 +175,7 @@ class _Meter:
     consumer_id: int | None
     ctx: MeterContext
     state: MeterState
-    dirty: bool = False
+    touched: set[EventType] = field(default_factory=set)  # streams whose state changed
 
 
 def ingest_in_session(
@@ -253,11 +235,12 @@ def ingest_in_session(
                 continue
             report.accepted += 1
             if outcome.verdict is Verdict.older:
-                report.older += 1
-            meter.dirty = True
+                report.older += 1  # changes no state: nothing to write for it
+            else:
+                meter.touched.add(event.type)
             usage.add(meter_id, event, outcome)
             alerts.extend((meter, alert) for alert in outcome.alerts)
-    _save_states(session, [mt for mt in by_id.values() if mt.dirty], now)
+    _save_states(session, [mt for mt in by_id.values() if mt.touched], now)
     usage.save(session, t.id)
     if alerts:
         _raise_alerts(session, t, settings, alerts, now, report)
@@ -290,89 +273,50 @@ def _insert(session: Session, table: Any) -> Any:
 
 
 def _load_meters(session: Session, tenant_id: int, serials: set[str]) -> dict[str, _Meter]:
-    """The batch's meters with their accounts and states, in one query (after making sure
-    each has a state row, so PostgreSQL can lock them all)."""
+    """The batch's meters with their accounts and states, in one query (locked on
+    PostgreSQL; see `store.meter_state.ensure_and_load`)."""
     if not serials:
         return {}
-    serial_list = sorted(serials)
-    session.execute(
-        _insert(session, STATE)
-        .from_select(
-            ["meter_id", "tenant_id", "zero_open", "over_count", "overload_open"],
-            select(
-                m.Meter.id,
-                m.Meter.tenant_id,
-                false(),
-                literal(0),
-                false(),
-            ).where(m.Meter.tenant_id == tenant_id, m.Meter.serial.in_(serial_list)),
-        )
-        .on_conflict_do_nothing()
-    )
-    cols = [STATE.c[name] for name in STATE_COLUMNS]
-    query = (
-        select(
-            m.Meter.id,
-            m.Meter.serial,
-            m.Meter.kind,
-            m.Meter.account_id,
-            m.Account.number,
-            m.Account.consumer_id,
-            m.Account.sanctioned_load_kw,
-            m.Account.low_balance_minor,
-            *cols,
-        )
-        .join(STATE, STATE.c.meter_id == m.Meter.id)
-        .outerjoin(m.Account, m.Account.id == m.Meter.account_id)
-        .where(m.Meter.tenant_id == tenant_id, m.Meter.serial.in_(serial_list))
-        .order_by(m.Meter.id)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(of=STATE)
     out: dict[str, _Meter] = {}
-    for row in session.execute(query):
-        values = dict(zip(STATE_COLUMNS, row[8:], strict=True))
+    for mid, serial, kind, account_id, number, consumer_id, kw, low, values in ensure_and_load(
+        session, tenant_id, sorted(serials)
+    ):
         tamper = {
             code: (bool(v[0]), datetime.fromisoformat(v[1]))
             for code, v in (values.pop("tamper") or {}).items()
         }
-        state = MeterState(**values, tamper=tamper)
-        state.zero_open = bool(state.zero_open)
-        state.overload_open = bool(state.overload_open)
-        out[row[1]] = _Meter(
-            id=row[0],
-            serial=row[1],
-            kind=str(row[2]),
-            account_id=row[3],
-            account_number=row[4],
-            consumer_id=row[5],
-            ctx=MeterContext(sanctioned_kw=row[6], low_balance_minor=row[7]),
-            state=state,
+        out[serial] = _Meter(
+            id=mid,
+            serial=serial,
+            kind=str(kind),
+            account_id=account_id,
+            account_number=number,
+            consumer_id=consumer_id,
+            ctx=MeterContext(sanctioned_kw=kw, low_balance_minor=low),
+            state=MeterState(**values, tamper=tamper),
         )
     return out
 
 
 def _save_states(session: Session, meters: list[_Meter], now: datetime) -> None:
-    if not meters:
-        return
-    stmt = (
-        update(STATE)
-        .where(STATE.c.meter_id == bindparam("m_id"))
-        .values({name: bindparam(name) for name in (*STATE_COLUMNS, "updated_at")})
-    )
-    rows = []
+    """Write back the streams each meter's events changed (one statement per combination
+    of streams: a batch mostly has a handful)."""
+    groups: dict[frozenset[EventType], list[tuple[int, dict[str, Any]]]] = defaultdict(list)
     for meter in meters:
         s = meter.state
-        row = {name: getattr(s, name) for name in STATE_COLUMNS}
-        row["tamper"] = (
-            {code: [active, at.isoformat()] for code, (active, at) in s.tamper.items()}
-            if s.tamper
-            else None
-        )
-        row["m_id"] = meter.id
-        row["updated_at"] = now
-        rows.append(row)
-    session.execute(stmt, rows)
+        names = [name for kind in meter.touched for name in STREAM_COLUMNS[kind]]
+        values = {name: getattr(s, name) for name in names}
+        values["last_seen"] = s.last_seen
+        if "tamper" in values:
+            values["tamper"] = (
+                {code: [active, at.isoformat()] for code, (active, at) in s.tamper.items()}
+                if s.tamper
+                else None
+            )
+        groups[frozenset(meter.touched)].append((meter.id, values))
+    for kinds, rows in groups.items():
+        columns = [name for kind in sorted(kinds) for name in STREAM_COLUMNS[kind]]
+        save_states(session, [*columns, "last_seen"], rows, now)
 
 
 class _Usage:
@@ -403,52 +347,22 @@ class _Usage:
         if event.type not in (EventType.reading, EventType.demand) and outcome.recharge is None:
             return
         day = event.at.astimezone(self.zone).date()
-        for period, start in (("day", day), ("month", day.replace(day=1))):
-            row = self._row(meter_id, period, start)
-            if event.type is EventType.reading:
-                v = event.value
-                row["reading_min"] = v if row["reading_min"] is None else min(row["reading_min"], v)
-                row["reading_max"] = v if row["reading_max"] is None else max(row["reading_max"], v)
-                row["unit"] = event.unit
-            elif event.type is EventType.demand:
-                kw = event.kw
-                old = row["max_demand_kw"]
-                row["max_demand_kw"] = kw if old is None else max(old, kw)
-            if outcome.recharge is not None:
-                row["recharges"] += 1
-                row["recharged_minor"] += outcome.recharge.amount_minor
+        row = self._row(meter_id, "day", day)  # months are folded from days when read
+        if event.type is EventType.reading:
+            v = event.value
+            row["reading_min"] = v if row["reading_min"] is None else min(row["reading_min"], v)
+            row["reading_max"] = v if row["reading_max"] is None else max(row["reading_max"], v)
+            row["unit"] = event.unit
+        elif event.type is EventType.demand:
+            kw = event.kw
+            old = row["max_demand_kw"]
+            row["max_demand_kw"] = kw if old is None else max(old, kw)
+        if outcome.recharge is not None:
+            row["recharges"] += 1
+            row["recharged_minor"] += outcome.recharge.amount_minor
 
     def save(self, session: Session, tenant_id: int) -> None:
-        if not self.rows:
-            return
-        is_pg = session.get_bind().dialect.name == "postgresql"
-        least = func.least if is_pg else func.min
-        greatest = func.greatest if is_pg else func.max
-        stmt = _insert(session, USAGE)
-        ex = stmt.excluded
-
-        def lower(col: str) -> Any:
-            return least(func.coalesce(USAGE.c[col], ex[col]), func.coalesce(ex[col], USAGE.c[col]))
-
-        def higher(col: str) -> Any:
-            return greatest(
-                func.coalesce(USAGE.c[col], ex[col]), func.coalesce(ex[col], USAGE.c[col])
-            )
-
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["meter_id", "period", "start"],
-            set_={
-                "reading_min": lower("reading_min"),
-                "reading_max": higher("reading_max"),
-                "unit": func.coalesce(ex.unit, USAGE.c.unit),
-                "max_demand_kw": higher("max_demand_kw"),
-                "recharges": USAGE.c.recharges + ex.recharges,
-                "recharged_minor": USAGE.c.recharged_minor + ex.recharged_minor,
-            },
-        )
-        rows = [{**row, "tenant_id": tenant_id} for row in self.rows.values()]
-        rows.sort(key=lambda r: (r["meter_id"], r["period"], r["start"]))  # lock order
-        session.execute(stmt, rows)
+        upsert_usage(session, [{**row, "tenant_id": tenant_id} for row in self.rows.values()])
 
 
 def _count_unknown(

@@ -565,7 +565,8 @@ class MeterAlert(Base):
 
 
 class MeterUsage(Base):
-    """Consumption aggregates of a meter per day and per month (tenant's local dates).
+    """Consumption aggregates of a meter per day (tenant's local dates); months are folded
+    from the days when read (`meter_views.usage`), which halves the writes of ingest.
 
     The register's lowest and highest value in the period make usage idempotent under
     duplicates and reordering; recharges are counted once, from the rules' balance jumps.
@@ -576,7 +577,7 @@ class MeterUsage(Base):
     meter_id: Mapped[int] = mapped_column(
         ForeignKey("meters.id", ondelete="CASCADE"), primary_key=True
     )
-    period: Mapped[str] = mapped_column(String(5), primary_key=True)  # "day" | "month"
+    period: Mapped[str] = mapped_column(String(5), primary_key=True)  # "day" (room for "hour")
     start: Mapped[date] = mapped_column(Date, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     reading_min: Mapped[Decimal | None] = mapped_column(Numeric(18, 3))

@@ -121,27 +121,33 @@ def http_shipper(url: str, api_key: str, stats: SendStats, session: Any) -> Ship
                 stats.failed += len(events)
                 stats.note(f"HTTP {resp.status}: {body[:300].decode(errors='replace')}")
                 return
-            refused = rejected_in(body)
-            stats.rejected += len(refused)
+            refused, reasons = refusals_in(body)
+            stats.rejected += refused
             stats.sent += len(events)
-            for r in refused[:3]:
-                stats.note(f"rejected: {json.dumps(r, ensure_ascii=False)[:300]}")
+            for r in reasons[:3]:
+                stats.note(f"rejected: {r}")
 
     return ship
 
 
-def rejected_in(body: bytes) -> list[Any]:
-    """The refused lines of an events answer ({"rejected": [...]} or a count)."""
+def refusals_in(body: bytes) -> tuple[int, list[str]]:
+    """Refused events in an answer of `POST /api/v1/events`: rejected lines (with their
+    reasons) and events for serials the tenant has no meter for."""
     try:
         answer = json.loads(body)
     except ValueError:
-        return []
+        return 0, []
     if not isinstance(answer, dict):
-        return []
-    refused = answer.get("rejected") or answer.get("errors") or []
-    if isinstance(refused, int):
-        return [{"count": refused}] * refused
-    return list(refused) if isinstance(refused, list) else []
+        return 0, []
+    count = int(answer.get("rejected") or 0) + int(answer.get("unknown_meters") or 0)
+    reasons = [
+        f"line {e.get('line')}: {e.get('reason')}"
+        for e in answer.get("errors") or []
+        if isinstance(e, dict)
+    ]
+    if answer.get("unknown_serials"):
+        reasons.append("unknown meters: " + ", ".join(map(str, answer["unknown_serials"][:5])))
+    return count, reasons
 
 
 def events_url(base: str) -> str:

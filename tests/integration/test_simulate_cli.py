@@ -106,3 +106,36 @@ def test_simulate_publishes_at_the_asked_rate_to_mosquitto() -> None:
     assert "failed 0" in summary
     assert {e["meter"][:3] for e in got} == {"SIM"}
     assert json.loads(summary.split("by type: ")[1])["balance"] > 0
+
+
+def test_simulate_over_http_into_a_served_meterline(runtime: Runtime, tenant) -> None:  # type: ignore[no-untyped-def]
+    from meterline.domain.enums import Role
+    from meterline.services.fleet import create_fleet
+    from meterline.services.security import create_api_key
+    from meterline.store.models import MeterAlert, MeterState
+    from meterline.web.app import create_app
+    from tests.support.browser import serving
+
+    create_fleet(runtime.sessions, tenant.slug, 200)
+    with runtime.sessions() as s, s.begin():
+        _, key = create_api_key(s, s.merge(tenant), "simulator", Role.operator)
+    with serving(create_app(runtime)) as base:
+        proc = subprocess.run(
+            [sys.executable, "-m", "meterline.cli", "simulate", "--meters", "210", "--rate",
+             "600", "--http", base, "--api-key", key, "--seconds", "3", "--speed", "3000",
+             "--batch", "100"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    sent = int(out.split("sent ")[1].split(" ")[0])
+    assert 1500 <= sent <= 2000, out
+    assert "failed 0" in out
+    # 10 of the 210 simulated serials are not in the fleet of 200: refused as unknown.
+    rejected = int(out.split("rejected ")[1].split(";")[0])
+    assert 0 < rejected < sent // 10, out
+    assert "unknown meters: SIM000002" in out
+    with runtime.reader() as s:
+        assert s.scalar(select(func.count()).select_from(MeterState)) >= 150
+        # Balances drained 3000 times faster than real: some run low and alert.
+        assert s.scalar(select(func.count()).select_from(MeterAlert)) > 0

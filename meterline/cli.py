@@ -279,12 +279,18 @@ def demo(
         "demo-data"
     ),
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare the data and exit")] = False,
+    meters: Annotated[int, typer.Option(help="Simulated prepaid meters (0: none)")] = 300,
+    rate: Annotated[float, typer.Option(help="Their events per second")] = 4.0,
 ) -> None:
-    """A demo utility on SQLite: generated master sheet imported, console served."""
-    from meterline.demo import prepare_demo
+    """A demo utility on SQLite: generated master sheet imported, console served, and a
+    small fleet of simulated prepaid meters reporting so alerts appear as you watch."""
+    from meterline.demo import LiveMeters, prepare_demo, prepare_fleet
 
     info = prepare_demo(directory, consumers)
     typer.echo(info.summary())
+    if meters > 0:
+        fleet = prepare_fleet(info.database_url, meters)
+        typer.echo(f"meters: {fleet.created} simulated prepaid meters, {rate:g} events/s")
     if no_serve:
         return
     import uvicorn
@@ -297,7 +303,14 @@ def demo(
     configure_logging(False, "INFO")
     typer.echo(f"console: http://{host}:{port}/console  (login {info.username} / {info.password})")
     sys.stdout.flush()
-    uvicorn.run(create_app(rt, dispatcher=True), host=host, port=port, log_level="warning")
+    live = LiveMeters(rt.sessions, meters, rate=rate) if meters > 0 else None
+    if live is not None:
+        live.start()
+    try:
+        uvicorn.run(create_app(rt, dispatcher=True), host=host, port=port, log_level="warning")
+    finally:
+        if live is not None:
+            live.stop()
 
 
 def _register_messaging() -> None:

@@ -67,6 +67,7 @@ class IngestSettings:
     session_expiry_s: int = 3600  # how long the broker keeps our unacknowledged messages
     reconnect_max_s: float = 10.0
     max_inflight: int = 1000
+    receive_maximum: int = 10_000
 
 
 @dataclass
@@ -155,6 +156,9 @@ class MqttIngestWorker:
 
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry_s
+        # How many unacknowledged messages the broker may send: batches are acknowledged
+        # whole once stored, so this bounds how many messages one batch can gather.
+        props.ReceiveMaximum = self.settings.receive_maximum
         client = mqtt_client(
             self.settings.url,
             self._client_id(),

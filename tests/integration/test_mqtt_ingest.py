@@ -152,3 +152,45 @@ def test_bad_payloads_are_counted_with_their_reason_and_the_stream_goes_on() -> 
     assert "not an event object" in reasons
     assert "NDJSON line 2 is not JSON" in reasons
     assert "unknown tenant 'ghost'" in reasons and c.rejected == 1
+
+
+def test_a_batch_gathers_more_messages_than_the_brokers_default_in_flight_limit() -> None:
+    """Mosquitto sends at most 20 unacknowledged messages to a client unless the client
+    asks for more (Receive Maximum); batches are acknowledged whole once stored, so
+    without asking, a stream of single events would be stored 20 at a time."""
+
+    sizes: list[int] = []
+
+    async def scenario() -> Sink:
+        assert MQTT_URL
+        root = f"mlt{uuid.uuid4().hex[:10]}"
+        sink = Sink()
+        handle = sink.handler("w")
+
+        def record(tenant: str, items: list[Any]) -> HandleResult:
+            sizes.append(len(items))
+            return handle(tenant, items)
+
+        worker = MqttIngestWorker(
+            IngestSettings(url=MQTT_URL, topic=f"{root}/+/events", group=None, window_s=0.5),
+            record,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        await asyncio.wait_for(worker.connected.wait(), 10)
+        event = {"type": "power", "meter": "M", "at": "2026-01-01T00:00:00Z", "state": "on"}
+        async with mqtt_client(MQTT_URL, f"pub-{uuid.uuid4().hex[:8]}") as client:
+            await asyncio.gather(
+                *(
+                    client.publish(f"{root}/t/events", json.dumps({**event, "id": i}), qos=1)
+                    for i in range(1500)
+                )
+            )
+        await _wait_for(lambda: len(sink.got) >= 1500)
+        stop.set()
+        await task
+        return sink
+
+    sink = asyncio.run(scenario())
+    assert sorted(e["id"] for _, _, e in sink.got) == list(range(1500))
+    assert max(sizes) > 100, sizes

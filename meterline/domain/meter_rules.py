@@ -91,7 +91,7 @@ class MeterContext:
     low_balance_minor: int | None = None  # the account's override of the tenant threshold
 
 
-@dataclass
+@dataclass(slots=True)
 class MeterState:
     """The newest of each stream of one meter and its open episodes."""
 

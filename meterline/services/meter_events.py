@@ -21,7 +21,14 @@ from sqlalchemy import Table, and_, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from meterline.domain.meter_events import EventType, LineError, MeterEvent, parse_batch, unit_fits
+from meterline.domain.meter_events import (
+    EventType,
+    LineError,
+    MeterEvent,
+    ParsedBatch,
+    parse_batch,
+    unit_fits,
+)
 from meterline.domain.meter_rules import (
     AlertSettings,
     MeterContext,
@@ -120,7 +127,7 @@ def ingest_events(
     as a dict, or its JSON text (str or bytes: an NDJSON line, an MQTT payload); a text
     holding a JSON array counts as its elements (see `meter_events.decode_items` for the
     line numbers). `source` names the path ("http", "mqtt", "file:<name>") and is kept
-    with the batch and the unknown serials (an event's own "source" wins for the event).
+    with the batch's counts (`meter_event_batches`) and its unknown serials.
     `now` defaults to the clock; the future-time and stale checks use it.
 
     Malformed events are listed in the report and the rest go through. Raises `NotFound`
@@ -128,9 +135,18 @@ def ingest_events(
     with bigger inputs cut them into batches). Thread-safe; call it from several workers.
     """
     sessions: sessionmaker[Session] = getattr(runtime_or_sessions, "sessions", runtime_or_sessions)
+    readers: sessionmaker[Session] = getattr(runtime_or_sessions, "read_sessions", sessions)
     moment = now or datetime.now(UTC)
+    with readers() as session:
+        t = _tenant(session, tenant)
+        settings, tenant_id = alert_settings(session, t), t.id
+    # Parsed before the write transaction: on SQLite other writers wait for that lock.
+    parsed = parse_batch(items, now=moment, max_skew=settings.max_skew)
     with sessions() as session, session.begin():
-        return ingest_in_session(session, tenant, items, source=source, now=moment)
+        found = session.get(m.Tenant, tenant_id)
+        if found is None:  # deleted in between
+            raise NotFound(f"no tenant {tenant!r}")
+        return _ingest_parsed(session, found, settings, parsed, source=source, now=moment)
 
 
 def _tenant(session: Session, tenant: str | int) -> m.Tenant:
@@ -165,7 +181,7 @@ def alert_settings(session: Session, tenant: m.Tenant) -> AlertSettings:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Meter:
     id: int
     serial: str
@@ -190,6 +206,18 @@ def ingest_in_session(
     t = tenant if isinstance(tenant, m.Tenant) else _tenant(session, tenant)
     settings = alert_settings(session, t)
     parsed = parse_batch(items, now=now, max_skew=settings.max_skew)
+    return _ingest_parsed(session, t, settings, parsed, source=source, now=now)
+
+
+def _ingest_parsed(
+    session: Session,
+    t: m.Tenant,
+    settings: AlertSettings,
+    parsed: ParsedBatch,
+    *,
+    source: str,
+    now: datetime,
+) -> IngestReport:
     total = len(parsed.events) + len(parsed.errors)
     if total > MAX_BATCH:
         raise BatchTooLarge(
@@ -278,9 +306,13 @@ def _load_meters(session: Session, tenant_id: int, serials: set[str]) -> dict[st
     if not serials:
         return {}
     out: dict[str, _Meter] = {}
+    contexts: dict[tuple[Any, Any], MeterContext] = {}  # a fleet has few distinct ones
     for mid, serial, kind, account_id, number, consumer_id, kw, low, values in ensure_and_load(
         session, tenant_id, sorted(serials)
     ):
+        ctx = contexts.get((kw, low))
+        if ctx is None:
+            ctx = contexts[(kw, low)] = MeterContext(sanctioned_kw=kw, low_balance_minor=low)
         tamper = {
             code: (bool(v[0]), datetime.fromisoformat(v[1]))
             for code, v in (values.pop("tamper") or {}).items()
@@ -292,7 +324,7 @@ def _load_meters(session: Session, tenant_id: int, serials: set[str]) -> dict[st
             account_id=account_id,
             account_number=number,
             consumer_id=consumer_id,
-            ctx=MeterContext(sanctioned_kw=kw, low_balance_minor=low),
+            ctx=ctx,
             state=MeterState(**values, tamper=tamper),
         )
     return out

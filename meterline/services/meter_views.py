@@ -139,7 +139,30 @@ def _state_dict(state: m.MeterState | None) -> dict[str, Any] | None:
         "relay": state.relay_state,
         "relay_at": _iso(state.relay_at),
         "last_seen": _iso(state.last_seen),
+        "recent_events": _latest_events(state),
     }
+
+
+def _latest_events(state: m.MeterState) -> list[dict[str, Any]]:
+    """The newest event of each stream, newest first: what the state was made of (the
+    events themselves are not stored, so ingest costs no log that grows by the billion)."""
+    out: list[dict[str, Any]] = []
+    if state.balance_at is not None:
+        out.append({"at": state.balance_at, "type": "balance", "value": state.balance_minor})
+    if state.reading_at is not None:
+        reading = f"{_num(state.reading_value)} {state.reading_unit}"
+        out.append({"at": state.reading_at, "type": "reading", "value": reading})
+    if state.demand_at is not None:
+        out.append({"at": state.demand_at, "type": "demand", "value": _num(state.demand_kw)})
+    for code, (active, at) in (state.tamper or {}).items():
+        value = code if active else f"{code} restored"
+        out.append({"at": datetime.fromisoformat(at), "type": "tamper", "value": value})
+    if state.power_at is not None:
+        out.append({"at": state.power_at, "type": "power", "value": state.power_state})
+    if state.relay_at is not None:
+        out.append({"at": state.relay_at, "type": "relay", "value": state.relay_state})
+    out.sort(key=lambda e: e["at"], reverse=True)
+    return [{**e, "at": e["at"].isoformat()} for e in out]
 
 
 def silent_meters(

@@ -93,7 +93,6 @@ PG_TYPES = {
 TIMES = frozenset(c for c in STATE_COLUMNS if c.endswith("_at") or c == "last_seen")
 DECIMALS = frozenset({"reading_value", "demand_kw"})
 BOOLS = frozenset({"zero_open", "overload_open"})
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 # (meter id, serial, kind, account id, account number, consumer id, sanctioned kW,
 #  account's low-balance threshold, {state column: value})
@@ -109,7 +108,10 @@ def _is_pg(session: Session) -> bool:
 def _sqlite_time(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(UTC).strftime(_SQLITE_TIME)
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # The text SQLAlchemy writes for a UTCDateTime on SQLite (isoformat is the fast way).
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _read_sqlite_time(value: Any) -> datetime | None:
@@ -122,6 +124,10 @@ def _read_decimal(value: Any) -> Decimal | None:
     if value is None or isinstance(value, Decimal):
         return value
     return Decimal(f"{value:.3f}")
+
+
+def _read_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) -> list[StateRow]:
@@ -160,18 +166,19 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
         fetched = cursor.fetchall()
     finally:
         cursor.close()
+    # Converters by position, so a row is converted in one pass over its non-null values.
+    converters: dict[int, Any] = {STATE_COLUMNS.index(n): bool for n in BOOLS}
+    if not pg:
+        converters.update({STATE_COLUMNS.index(n): _read_sqlite_time for n in TIMES})
+        converters.update({STATE_COLUMNS.index(n): _read_decimal for n in DECIMALS})
+        converters[STATE_COLUMNS.index("tamper")] = _read_json
+    plan = list(converters.items())
     out: list[StateRow] = []
     for row in fetched:
-        values = dict(zip(STATE_COLUMNS, row[8:], strict=True))
-        if not pg:
-            for name in TIMES:
-                values[name] = _read_sqlite_time(values[name])
-            for name in DECIMALS:
-                values[name] = _read_decimal(values[name])
-            if isinstance(values["tamper"], str):
-                values["tamper"] = json.loads(values["tamper"])
-        for name in BOOLS:
-            values[name] = bool(values[name])
+        state = list(row[8:])
+        for i, fn in plan:
+            if state[i] is not None:
+                state[i] = fn(state[i])
         out.append(
             (
                 row[0],
@@ -182,7 +189,7 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
                 row[5],
                 _read_decimal(row[6]),
                 row[7],
-                values,
+                dict(zip(STATE_COLUMNS, state, strict=True)),
             )
         )
     return out

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from meterline.domain.enums import Role
@@ -169,3 +170,58 @@ def get_alerts(
         limit=limit,
     )
     return {"alerts": rows}
+
+
+class OptOut(BaseModel):
+    opted_out: bool
+
+
+@router.put("/consumers/{consumer_id}/alert-preferences/{kind}")
+def put_alert_preference(
+    request: Request,
+    consumer_id: int,
+    kind: str,
+    body: OptOut,
+    principal: Annotated[Principal, Depends(require(Role.operator))],
+) -> dict[str, Any]:
+    """A consumer opts out of (or back into) one alert kind; mandatory kinds still go."""
+    with request.app.state.runtime.sessions() as session, session.begin():
+        try:
+            meter_views.set_opt_out(
+                session, principal.tenant_id, consumer_id, kind, opted_out=body.opted_out
+            )
+        except NotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, exc.message) from None
+        except ServiceError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.message) from None
+    return {"consumer_id": consumer_id, "kind": kind, "opted_out": body.opted_out}
+
+
+class AlertSettingsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    low_balance_minor: int | None = None
+    percent_levels: str | None = None
+    hysteresis_minor: int | None = None
+    overload_intervals: int | None = None
+    stale_after_s: int | None = None
+    silent_after_s: int | None = None
+    max_skew_s: int | None = None
+    grace_text: dict[str, str] | None = None
+    mandatory_kinds: str | None = None
+
+
+@router.put("/alert-settings")
+def put_alert_settings(
+    request: Request,
+    body: AlertSettingsBody,
+    principal: Annotated[Principal, Depends(require(Role.admin))],
+) -> dict[str, Any]:
+    """Change the tenant's alert rule settings (only the fields given)."""
+    changes = body.model_dump(exclude_unset=True)
+    with request.app.state.runtime.sessions() as session, session.begin():
+        try:
+            row = meter_views.set_alert_settings(session, principal.tenant_id, **changes)
+        except ServiceError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.message) from None
+        return {name: getattr(row, name) for name in meter_views.SETTING_FIELDS}

@@ -202,6 +202,10 @@ def test_tamper_codes_once_each_plus_restored_and_stale_events_alert_no_one(
     ]
     meter = client.get("/api/v1/meters/SN-1", headers={"X-API-Key": key}).json()
     assert meter["state"]["tamper"] == ["cover_open"]
+    assert [(e["type"], e["value"]) for e in meter["state"]["recent_events"]] == [
+        ("tamper", "magnet restored"),
+        ("tamper", "cover_open"),
+    ]  # the newest of each stream
 
 
 def test_bad_input_is_refused_line_by_line_and_the_rest_goes_through(
@@ -311,5 +315,42 @@ def test_daily_usage_from_register_readings(client, runtime, fleet) -> None:
     assert months.json()["rows"][0]["consumption"] == "21.25"
     state = client.get("/api/v1/meters/SN-1", headers={"X-API-Key": key}).json()["state"]
     assert state["reading"] == "121.25"
+    assert state["recent_events"] == [
+        {"at": "2026-11-28T15:30:00+00:00", "type": "reading", "value": "121.25 kWh"}
+    ]
     bad = client.get("/api/v1/meters/SN-1/usage?period=week", headers={"X-API-Key": key})
     assert bad.status_code == 422
+
+
+def test_opt_outs_and_settings_over_the_api(client, runtime, fleet) -> None:
+    with runtime.sessions() as s:
+        consumer_id = s.scalar(select(Account.consumer_id).where(Account.number == "AC-2"))
+    op, admin = fleet.keys["operator"], fleet.keys["admin"]
+    url = f"/api/v1/consumers/{consumer_id}/alert-preferences/overload"
+    assert client.put(url, json={"opted_out": True}, headers={"X-API-Key": op}).status_code == 200
+    weather = client.put(
+        f"/api/v1/consumers/{consumer_id}/alert-preferences/weather",
+        json={"opted_out": True},
+        headers={"X-API-Key": op},
+    )
+    assert weather.status_code == 422 and "'weather' is not one of" in weather.json()["detail"]
+    theirs = client.put(url, json={"opted_out": True}, headers={"X-API-Key": fleet.keys["other"]})
+    assert theirs.status_code == 404
+    denied = client.put("/api/v1/alert-settings", json={"overload_intervals": 1},
+                        headers={"X-API-Key": op})  # fmt: skip
+    assert denied.status_code == 403
+    changed = client.put(
+        "/api/v1/alert-settings", json={"overload_intervals": 1}, headers={"X-API-Key": admin}
+    )
+    assert changed.status_code == 200 and changed.json()["overload_intervals"] == 1
+    bad = client.put("/api/v1/alert-settings", json={"percent_levels": "0"},
+                     headers={"X-API-Key": admin})  # fmt: skip
+    assert bad.status_code == 422
+    body = post(
+        client,
+        op,
+        [{"type": "demand", "meter": "SN-2", "at": minutes_ago(5), "kw": 9}],
+    ).json()
+    assert (body["alerts"], body["messages"]) == (1, 0)  # one interval suffices; opted out
+    (alert,) = client.get("/api/v1/alerts", headers={"X-API-Key": op}).json()["alerts"]
+    assert alert["note"] == "consumer opted out of overload"

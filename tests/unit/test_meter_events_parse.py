@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meterline.domain.enums import Service
 from meterline.domain.meter_events import (
@@ -110,3 +112,27 @@ def test_units_fit_their_meter_kinds() -> None:
     assert unit_fits("Gcal", Service.heat)
     assert not unit_fits("kWh", Service.water)
     assert not unit_fits("m3", Service.electricity)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=80),
+            st.binary(max_size=40),
+            st.dictionaries(
+                st.sampled_from(["type", "meter", "at", "balance", "kw", "value", "unit",
+                                 "code", "state", "active", "interval_s", "id"]),
+                st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
+                          st.text(max_size=30), st.lists(st.integers(), max_size=2)),
+            ),
+        ),
+        max_size=20,
+    )
+)  # fmt: skip
+def test_any_input_parses_or_is_refused_with_a_line_and_never_raises(items: list[object]) -> None:
+    batch = parse_batch(items, now=NOW)  # type: ignore[arg-type]
+    lines = [line for line, _ in batch.events] + [e.line for e in batch.errors]
+    assert len(lines) == len(set(lines))  # each line counted once
+    assert all(line >= 1 for line in lines)
+    assert all(e.reason for e in batch.errors)

@@ -22,7 +22,7 @@ messages written):
               transaction per batch on SQLite, COPY on PostgreSQL), in this process
 
 Latency (--latency-seconds, MQTT): the simulator's stream at --latency-rate events/s
-(5,000 by default), paced in 20 ms slices, with 50 probe events a second mixed in: each
+(5,000 by default), paced in 20 ms slices, with --probes events a second (10) mixed in: each
 probe drives a meter of its own below zero (an urgent alert, sent at once whatever the
 hour). A probe's latency runs from the moment its message was handed to the broker to
 the moment its alert's message is visible in the database (committed, ready for the
@@ -62,7 +62,6 @@ TARGET = 50_000  # events/s
 TARGET_P99 = 1.0  # s
 PREFIX = "BM"
 TENANT = "bench"
-PROBES_PER_S = 50
 
 
 def free_port() -> int:
@@ -380,13 +379,14 @@ def raw_baseline(url: str, batches: list[bytes]) -> float:
         from meterline.store.db import normalise_url
 
         u = make_url(normalise_url(url))
+        options = u.query.get("options")  # the schema's search_path
         conn: Any = psycopg.connect(
             host=u.host,
             port=u.port or 5432,
             user=u.username,
             password=u.password,
             dbname=u.database,
-            options=u.query.get("options"),
+            options=options if isinstance(options, str) else None,
         )
         conn.execute("CREATE TABLE raw_events (meter text, type text, at text, body text)")
         conn.commit()
@@ -465,7 +465,13 @@ class MessagePoller(threading.Thread):
 
 
 async def publish_paced(
-    mqtt: str, topic: str, stream: Stream, rate: float, seconds: float, probes: list[int]
+    mqtt: str,
+    topic: str,
+    stream: Stream,
+    rate: float,
+    seconds: float,
+    probes: list[int],
+    probes_per_s: float,
 ) -> dict[str, float]:
     """`rate` events/s in 20 ms slices with probe events mixed in; returns publish times."""
     from meterline.domain.demo_fleet import fleet_account
@@ -473,12 +479,12 @@ async def publish_paced(
 
     sent: dict[str, float] = {}
     per_slice = max(1, round(rate * 0.02))
-    probe_every = max(1, round(1 / (PROBES_PER_S * 0.02)))
+    probe_every = max(1, round(1 / (probes_per_s * 0.02)))
     tasks = []
     async with mqtt_client(mqtt, f"bench-lat-{uuid.uuid4().hex[:8]}") as client:
         t0 = time.perf_counter()
         k = 0
-        while (elapsed := time.perf_counter() - t0) < seconds:
+        while time.perf_counter() - t0 < seconds:
             now = datetime.now(UTC)
             events = stream.sim.take(now, per_slice)
             probe = None
@@ -493,7 +499,6 @@ async def publish_paced(
             delay = t0 + k * 0.02 - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            del elapsed
         await asyncio.gather(*tasks)
     return sent
 
@@ -507,6 +512,7 @@ def run_latency(
     rate: float,
     seconds: float,
     workers: int,
+    probes_per_s: float,
 ) -> tuple[list[float], int, int]:
     root = f"lat{uuid.uuid4().hex[:8]}"
     procs = start_ingest(url, mqtt, root, workers)
@@ -515,7 +521,9 @@ def run_latency(
     try:
         probe_ids = list(range(meters - probes, meters))
         sent = asyncio.run(
-            publish_paced(mqtt, f"{root}/{TENANT}/events", stream, rate, seconds, probe_ids)
+            publish_paced(
+                mqtt, f"{root}/{TENANT}/events", stream, rate, seconds, probe_ids, probes_per_s
+            )
         )
         deadline = time.time() + 60
         while time.time() < deadline and not all(a in poller.seen for a in sent):
@@ -538,7 +546,7 @@ def pct(values: list[float], p: float) -> float:
 def bench_database(args: argparse.Namespace, url: str, pg: bool) -> list[str]:
     name = "postgresql" if pg else "sqlite"
     lines = []
-    probes = max(PROBES_PER_S * int(args.latency_seconds) + 50, 0) if args.mqtt else 0
+    probes = int(args.probes * args.latency_seconds) + 50 if args.mqtt else 0
     key, fleet_s = prepare(url, args.meters)
     lines.append(f"[{name}] fleet of {args.meters:,} meters created in {fleet_s:.1f} s (not timed)")
     stream = new_stream(args.meters, probes)
@@ -583,10 +591,12 @@ def bench_database(args: argparse.Namespace, url: str, pg: bool) -> list[str]:
             args.latency_rate,
             args.latency_seconds,
             ingest_workers,
+            args.probes,
         )
         ok = "met" if lat and pct(lat, 99) < TARGET_P99 else "NOT met"
         lines.append(
-            f"[{name}] latency at {args.latency_rate:,.0f} events/s over MQTT, published ->"
+            f"[{name}] latency at {args.latency_rate:,.0f} events/s over MQTT ({args.probes:g}"
+            " probe alerts/s), published ->"
             f" alert message visible: p50 {pct(lat, 50) * 1000:,.0f} ms, p99"
             f" {pct(lat, 99) * 1000:,.0f} ms ({seen}/{sent} probes; target p99 < 1 s: {ok})"
         )
@@ -619,6 +629,7 @@ def main() -> None:
     parser.add_argument("--ingest-workers", type=int, default=2, help="MQTT workers (PostgreSQL)")
     parser.add_argument("--latency-rate", type=float, default=5000.0)
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="0: skip")
+    parser.add_argument("--probes", type=float, default=10.0, help="probe alerts a second")
     args = parser.parse_args()
     lines = [
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python"

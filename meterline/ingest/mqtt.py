@@ -164,6 +164,10 @@ class MqttIngestWorker:
             self._client_id(),
             properties=props,
             max_inflight_messages=self.settings.max_inflight,
+            # Always resume the session: after a lost connection, and after a restart with
+            # the same client id, the broker hands over what was not acknowledged. (paho's
+            # "first connect only" counts every connect() call as a first one.)
+            clean_start=False,
         )
         # Acknowledge only once a batch is stored (paho's manual ack; aiomqtt keeps the
         # paho client it wraps as `_client`).

@@ -20,7 +20,7 @@ from meterline.ingest.mqtt import (
     MqttIngestWorker,
     PermanentFailure,
 )
-from meterline.ingest.sim_send import mqtt_client
+from meterline.ingest.sim_send import broker_address, mqtt_client
 from tests.conftest import MQTT_URL
 
 pytestmark = pytest.mark.skipif(not MQTT_URL, reason="set METERLINE_TEST_MQTT_URL")
@@ -194,3 +194,49 @@ def test_a_batch_gathers_more_messages_than_the_brokers_default_in_flight_limit(
     sink = asyncio.run(scenario())
     assert sorted(e["id"] for _, _, e in sink.got) == list(range(1500))
     assert max(sizes) > 100, sizes
+
+
+def test_the_worker_reconnects_when_the_broker_goes_away_and_loses_nothing() -> None:
+    from tests.support.tcp_cutter import TcpCutter
+
+    async def scenario() -> tuple[Sink, MqttIngestWorker]:
+        assert MQTT_URL
+        broker = broker_address(MQTT_URL)
+        cutter = TcpCutter(broker.host, broker.port)
+        await cutter.start()
+        root = f"mlt{uuid.uuid4().hex[:10]}"
+        sink = Sink()
+        worker = MqttIngestWorker(
+            IngestSettings(
+                url=f"mqtt://127.0.0.1:{cutter.port}",
+                topic=f"{root}/+/events",
+                group=f"g{uuid.uuid4().hex[:8]}",
+                window_s=0.05,
+                client_id=f"w-{uuid.uuid4().hex[:8]}",
+            ),
+            sink.handler("w"),
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        await asyncio.wait_for(worker.connected.wait(), 10)
+
+        def batch(lo: int, hi: int) -> list[tuple[str, bytes]]:
+            return [("t", json.dumps({"type": "power", "id": i}).encode()) for i in range(lo, hi)]
+
+        await _publish(root, batch(0, 100))
+        await _wait_for(lambda: len(sink.got) >= 100)
+        cutter.refusing = True
+        cutter.cut()  # the broker is gone for the worker
+        await _wait_for(lambda: not worker.connected.is_set())
+        await _publish(root, batch(100, 200))  # the broker keeps them for the session
+        await asyncio.sleep(1.0)
+        cutter.refusing = False
+        await _wait_for(lambda: len(sink.got) >= 200, timeout=30)
+        stop.set()
+        await task
+        await cutter.close()
+        return sink, worker
+
+    sink, worker = asyncio.run(scenario())
+    assert sorted(e["id"] for _, _, e in sink.got) == list(range(200))
+    assert worker.counters.connects >= 2

@@ -8,7 +8,10 @@ a sandbox SMS channel and credit, and a prepaid fleet of --meters meters (consum
 accounts with sanctioned loads, meters: `services.fleet.create_fleet`, not timed). The
 fleet simulator then produces --events events (demand, balance, readings, tamper, relay,
 ... in the wire format; times in the last hour so every rule runs and alerts are sent),
-cut into NDJSON batches of --batch events before the clock starts. Timed, each run ends
+cut into NDJSON batches of --batch events before the clock starts. The stream is a
+steady state (balances start healthy; alerts come from consumption): --cold starts from
+the stored opening balances instead, ~5 % of which are under the threshold and alert on
+their first report. Timed, each run ends
 when the database has every event (rules evaluated, states, usage, alerts and their
 messages written):
 
@@ -127,10 +130,18 @@ class Stream:
         return out
 
 
-def new_stream(meters: int, probes: int, seed: int = 1) -> Stream:
+def new_stream(meters: int, probes: int, cold: bool, seed: int = 1) -> Stream:
+    """The fleet's stream. Unless `cold`, every meter starts 300.00 above its stored opening
+    balance: a steady state, where crossings come from consumption (and the probes), not
+    from the ~5 % of opening balances under the threshold alerting on their first report
+    (a cold start: each alert is a message queued in the same transaction)."""
+    from dataclasses import replace
+
     from meterline.ingest.simulator import FleetSimulator, SimSettings, demo_meters
 
     fleet = demo_meters(meters - probes, prefix=PREFIX, tenant=TENANT)
+    if not cold:
+        fleet = [replace(m, initial_balance_minor=m.initial_balance_minor + 300_00) for m in fleet]
     sim = FleetSimulator(fleet, random.Random(seed), SimSettings(silent_share=0.0))
     return Stream(sim, datetime.now(UTC) - timedelta(minutes=90))
 
@@ -549,7 +560,7 @@ def bench_database(args: argparse.Namespace, url: str, pg: bool) -> list[str]:
     probes = int(args.probes * args.latency_seconds) + 50 if args.mqtt else 0
     key, fleet_s = prepare(url, args.meters)
     lines.append(f"[{name}] fleet of {args.meters:,} meters created in {fleet_s:.1f} s (not timed)")
-    stream = new_stream(args.meters, probes)
+    stream = new_stream(args.meters, probes, args.cold)
     span = timedelta(minutes=30)
     web_workers = args.web_workers if pg else 1
     ingest_workers = args.ingest_workers if pg else 1
@@ -630,6 +641,9 @@ def main() -> None:
     parser.add_argument("--latency-rate", type=float, default=5000.0)
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="0: skip")
     parser.add_argument("--probes", type=float, default=10.0, help="probe alerts a second")
+    parser.add_argument(
+        "--cold", action="store_true", help="opening balances as stored: ~5%% alert at once"
+    )
     args = parser.parse_args()
     lines = [
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python"

@@ -70,9 +70,9 @@ class SimSettings:
     low_balance_minor: int = 100_00  # below this a consumer may top up
     recharge_probability: float = 0.15  # per report while the balance is low
     emergency_credit_minor: int = 50_00  # relay opens below minus this
-    overload_probability: float = 0.01  # per report: an overload episode starts
+    overload_probability: float = 0.002  # per report: an overload episode starts
     overload_reports: tuple[int, int] = (2, 5)  # its length in reports
-    tamper_probability: float = 0.001  # per report: a tamper code appears
+    tamper_probability: float = 0.0005  # per report: a tamper code appears
     tamper_reports: tuple[int, int] = (2, 6)  # reports until it is restored
     outage_probability: float = 0.0005  # per report: supply off until the next report
     reading_every: int = 4  # a register reading every N reports

@@ -146,14 +146,15 @@ def new_stream(meters: int, probes: int, cold: bool, seed: int = 1) -> Stream:
     return Stream(sim, datetime.now(UTC) - timedelta(minutes=90))
 
 
-def processed(url: str) -> int:
+def processed(url: str, rt: Any = None) -> int:
     """Events the service has dealt with (accepted, duplicate, rejected, unknown)."""
     from sqlalchemy import func, select
 
     from meterline.runtime import open_runtime
     from meterline.store.models import MeterEventBatch as B
 
-    rt = open_runtime(database_url=url)
+    own = rt is None
+    rt = rt or open_runtime(database_url=url)
     try:
         with rt.reader() as s:
             total = s.scalar(
@@ -163,7 +164,8 @@ def processed(url: str) -> int:
             )
             return int(total or 0)
     finally:
-        rt.close()
+        if own:
+            rt.close()
 
 
 def counts(url: str) -> dict[str, int]:
@@ -353,11 +355,17 @@ async def publish_all(mqtt: str, topic: str, payloads: list[bytes], inflight: in
 
 
 def wait_processed(url: str, total: int, timeout: float = 3600) -> None:
-    deadline = time.monotonic() + timeout
-    while processed(url) < total:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {processed(url)} of {total} events processed")
-        time.sleep(0.05)
+    from meterline.runtime import open_runtime
+
+    rt = open_runtime(database_url=url)  # one engine for the polling, not one a poll
+    try:
+        deadline = time.monotonic() + timeout
+        while (done := processed(url, rt)) < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {done} of {total} events processed")
+            time.sleep(0.05)
+    finally:
+        rt.close()
 
 
 def run_mqtt(

@@ -143,6 +143,7 @@ class MqttIngestWorker:
         self._batch: dict[str, list[Any]] = {}
         self._batch_events = 0
         self._unacked: list[tuple[int, int]] = []  # (mid, qos) of messages in the batch
+        self._storing: asyncio.Future[None] | None = None
         self._first_at: float | None = None
 
     def _client_id(self) -> str:
@@ -185,11 +186,13 @@ class MqttIngestWorker:
                     delay = 0.5
                     await self._consume(client, stop)
                     await self._flush(client)
+                    await self._drain()  # stored and acknowledged before we disconnect
                     return self.counters
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 # Store what we hold; the broker redelivers the unacknowledged messages.
                 await self._flush(None)
+                await self._drain()
                 if stop.is_set():
                     break
                 log.warning("MQTT connection lost; reconnecting", error=str(exc), delay_s=delay)
@@ -267,10 +270,26 @@ class MqttIngestWorker:
         log.warning("bad MQTT payload", detail=text)
 
     async def _flush(self, client: Any | None) -> None:
-        """Hand the batch to the service, then acknowledge its messages."""
+        """Start storing the batch in hand. One batch is stored while the next gathers (the
+        database work runs in a thread, reading and parsing in the event loop); a new
+        store waits for the previous one, so batches are stored and acknowledged in order."""
         batch, self._batch = self._batch, {}
         self._batch_events, self._first_at = 0, None
         unacked, self._unacked = self._unacked, []
+        await self._drain()
+        if batch or unacked:
+            self._storing = asyncio.ensure_future(self._store(client, batch, unacked))
+
+    async def _drain(self) -> None:
+        """Wait for the batch being stored (and acknowledged) to be done."""
+        if self._storing is not None:
+            storing, self._storing = self._storing, None
+            await storing
+
+    async def _store(
+        self, client: Any | None, batch: dict[str, list[Any]], unacked: list[tuple[int, int]]
+    ) -> None:
+        """Hand a batch to the service, then acknowledge its messages."""
         c = self.counters
         for tenant, items in batch.items():
             while True:

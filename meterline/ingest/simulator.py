@@ -52,7 +52,7 @@ TAMPER_CODES: tuple[tuple[str, str], ...] = (
 RECHARGE_AMOUNTS_MAJOR: tuple[int, ...] = (100, 200, 300, 500, 500, 1000, 2000)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SimMeter:
     """What the simulator needs to know about one meter of the fleet."""
 
@@ -81,7 +81,7 @@ class SimSettings:
     source: str = "simulator"
 
 
-@dataclass
+@dataclass(slots=True)
 class _State:
     meter: SimMeter
     balance_minor: int

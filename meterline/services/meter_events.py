@@ -30,6 +30,7 @@ from meterline.domain.meter_events import (
     unit_fits,
 )
 from meterline.domain.meter_rules import (
+    Alert,
     AlertSettings,
     MeterContext,
     MeterState,
@@ -252,7 +253,7 @@ def _ingest_parsed(
     by_id = {meter.id: meter for meter in meters.values()}
     zone = ZoneInfo(t.timezone)
     usage = _Usage(zone)
-    alerts: list[tuple[_Meter, Any]] = []
+    alerts: list[tuple[_Meter, Alert]] = []
     for meter_id, events in per_meter.items():
         meter = by_id[meter_id]
         events.sort(key=lambda e: e.at)
@@ -432,7 +433,7 @@ def _raise_alerts(
     session: Session,
     tenant: m.Tenant,
     settings: AlertSettings,
-    alerts: list[tuple[_Meter, Any]],
+    alerts: list[tuple[_Meter, Alert]],
     now: datetime,
     report: IngestReport,
 ) -> None:
@@ -523,13 +524,15 @@ def _message(
     composer: Composer,
     settings: AlertSettings,
     meter: _Meter,
-    alert: Any,
+    alert: Alert,
     now: datetime,
     opted_out: set[tuple[int, str]],
     languages: dict[int, str],
 ) -> tuple[int | None, str | None]:
     """Queue the alert's message; (message id, None) or (None, why not)."""
     kind = alert.kind
+    if kind is None:  # an episode that ends without a message
+        return None, None
     if not alert.notify:
         return None, "stale event: nobody alerted"
     if meter.consumer_id is None or meter.account_number is None:

@@ -170,6 +170,13 @@ def ingest(
     client_id: Annotated[
         str | None, typer.Option(help="Stable MQTT client id (keeps the session across restarts)")
     ] = None,
+    session_expiry: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds the broker keeps this worker's session after a disconnect"
+            " (default: 3600 with --client-id, else 0)"
+        ),
+    ] = None,
 ) -> None:
     """Consume meter events from an MQTT broker into the database (one worker)."""
     from meterline.config import Settings
@@ -196,6 +203,7 @@ def ingest(
             batch_events=batch,
             window_s=window,
             client_id=client_id,
+            session_expiry_s=session_expiry,
         ),
         service_handler(rt),
     )

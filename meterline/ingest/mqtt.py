@@ -64,7 +64,10 @@ class IngestSettings:
     batch_events: int = 5000
     window_s: float = 0.2
     client_id: str | None = None
-    session_expiry_s: int = 3600  # how long the broker keeps our unacknowledged messages
+    # How long the broker keeps the session (our unacknowledged messages, and our share of
+    # the stream meanwhile) after a disconnect. None: an hour with a stable `client_id`
+    # (a restarted worker resumes it), 0 without one (nobody could resume it).
+    session_expiry_s: int | None = None
     reconnect_max_s: float = 10.0
     max_inflight: int = 1000
     receive_maximum: int = 10_000
@@ -156,7 +159,10 @@ class MqttIngestWorker:
         from paho.mqtt.properties import Properties
 
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.settings.session_expiry_s
+        expiry = self.settings.session_expiry_s
+        if expiry is None:
+            expiry = 3600 if self.settings.client_id else 0
+        props.SessionExpiryInterval = expiry
         # How many unacknowledged messages the broker may send: batches are acknowledged
         # whole once stored, so this bounds how many messages one batch can gather.
         props.ReceiveMaximum = self.settings.receive_maximum

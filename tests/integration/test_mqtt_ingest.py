@@ -238,5 +238,9 @@ def test_the_worker_reconnects_when_the_broker_goes_away_and_loses_nothing() -> 
         return sink, worker
 
     sink, worker = asyncio.run(scenario())
-    assert sorted(e["id"] for _, _, e in sink.got) == list(range(200))
+    ids = [e["id"] for _, _, e in sink.got]
+    assert sorted(set(ids)) == list(range(200))  # nothing lost
+    # At least once: a batch stored but not yet acknowledged when the line was cut comes
+    # again after the reconnect (the events service drops such duplicates); nothing else.
+    assert all(i < 100 for i in ids if ids.count(i) > 1)
     assert worker.counters.connects >= 2

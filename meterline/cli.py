@@ -281,12 +281,16 @@ def demo(
         "demo-data"
     ),
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare the data and exit")] = False,
+    meters: Annotated[int, typer.Option(help="Simulated prepaid meters (0: none)")] = 300,
+    rate: Annotated[float, typer.Option(help="Their events per second")] = 4.0,
 ) -> None:
-    """A demo utility on SQLite: generated master sheet imported, console served."""
+    """A demo utility on SQLite: generated master sheet imported, reminders with payment
+    links sent (WhatsApp, falling back to SMS), console served, and a small fleet of
+    simulated prepaid meters reporting so alerts appear as you watch."""
     from pydantic import SecretStr
 
     from meterline.config import get_settings
-    from meterline.demo import prepare_demo
+    from meterline.demo import LiveMeters, prepare_demo, prepare_fleet
 
     # The reminders' payment links point at the address served below (or at
     # METERLINE_PUBLIC_URL when set, e.g. a tunnel to show the demo on a phone).
@@ -296,6 +300,9 @@ def demo(
     )
     info = prepare_demo(directory, consumers, public_url=public_url)
     typer.echo(info.summary())
+    if meters > 0:
+        fleet = prepare_fleet(info.database_url, meters)
+        typer.echo(f"meters: {fleet.created} simulated prepaid meters, {rate:g} events/s")
     if no_serve:
         return
     import uvicorn
@@ -311,7 +318,14 @@ def demo(
     configure_logging(False, "INFO")
     typer.echo(f"console: http://{host}:{port}/console  (login {info.username} / {info.password})")
     sys.stdout.flush()
-    uvicorn.run(create_app(rt, dispatcher=True), host=host, port=port, log_level="warning")
+    live = LiveMeters(rt.sessions, meters, rate=rate) if meters > 0 else None
+    if live is not None:
+        live.start()
+    try:
+        uvicorn.run(create_app(rt, dispatcher=True), host=host, port=port, log_level="warning")
+    finally:
+        if live is not None:
+            live.stop()
 
 
 def _register_payments(app: typer.Typer) -> None:
@@ -346,6 +360,15 @@ def _register_events() -> None:
 
 
 _register_events()
+
+
+def _register_stream() -> None:
+    from meterline.cli_stream import register
+
+    register(app)
+
+
+_register_stream()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

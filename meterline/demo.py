@@ -13,28 +13,37 @@ links), so the demo is repeatable.
 
 from __future__ import annotations
 
+import random
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import structlog
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from meterline.domain.enums import ContactKind, Medium, Role
 from meterline.ingest.sample_sheet import bad_row_count, write_xlsx
+from meterline.ingest.simulator import FleetSimulator, SimSettings, demo_meters
 from meterline.services import credit
 from meterline.services import payments as pay
 from meterline.services import reminders as rem
 from meterline.services.channel_accounts import add_channel_account
+from meterline.services.fleet import FleetReport, create_fleet
 from meterline.services.importer import ImportReport, import_master
+from meterline.services.meter_events import IngestReport, ingest_events
 from meterline.services.routes import set_route
 from meterline.services.security import create_operator
 from meterline.services.tenants import create_tenant, get_tenant
 from meterline.store.db import make_engine, make_session_factory
 from meterline.store.migrate import upgrade
 from meterline.store.models import ContactPoint, Message, PaymentLink
+
+log = structlog.get_logger("meterline.demo")
 
 TENANT_SLUG = "demo-electric"
 TENANT_NAME = "Aligarh Electricity Office (demo)"
@@ -262,3 +271,86 @@ def _sample_links(session: Session, tenant_id: int, not_on_whatsapp: set[str]) -
         amount = f"{link.amount_minor // 100:,}.{link.amount_minor % 100:02d} {link.currency}"
         picked[on_whatsapp] = DemoLink(str(data["account"]), amount, url, on_whatsapp)
     return [picked[k] for k in (True, False) if k in picked]
+
+
+# Live meters: a prepaid fleet of the demo tenant reporting gently while someone watches.
+DEMO_FLEET = 300
+DEMO_FLEET_PREFIX = "DM"
+DEMO_SIM_RATE = 4.0  # events per second
+# Consumption runs this many times faster than real, so balances cross the low and zero
+# thresholds within minutes; event times stay real (the rules refuse future times).
+DEMO_SIM_SPEED = 150.0
+
+
+def prepare_fleet(database_url: str, meters: int = DEMO_FLEET) -> FleetReport:
+    """The demo tenant's prepaid fleet (consumers, accounts with sanctioned loads, meters)."""
+    engine = make_engine(database_url)
+    try:
+        return create_fleet(
+            make_session_factory(engine), TENANT_SLUG, meters, prefix=DEMO_FLEET_PREFIX
+        )
+    finally:
+        engine.dispose()
+
+
+class LiveMeters:
+    """The fleet simulator feeding the events service directly, once a second, in a thread:
+    alerts open and close in the console (and go out on the sandbox channel) as it runs."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        meters: int = DEMO_FLEET,
+        *,
+        rate: float = DEMO_SIM_RATE,
+        speed: float = DEMO_SIM_SPEED,
+        seed: int = SEED,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.sessions = sessions
+        self.rate = rate
+        self.clock = clock
+        self.simulator = FleetSimulator(
+            demo_meters(meters, prefix=DEMO_FLEET_PREFIX, tenant=TENANT_SLUG),
+            random.Random(seed),
+            # A lively demo: tamper and overload show up within minutes, not days.
+            SimSettings(
+                consumption_scale=speed,
+                tamper_probability=0.01,
+                overload_probability=0.03,
+                source="demo-simulator",
+            ),
+        )
+        self.totals = IngestReport()
+        self._carry = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def tick(self) -> IngestReport:
+        """One second's worth of events into the events service."""
+        self._carry += self.rate
+        n, self._carry = int(self._carry), self._carry - int(self._carry)
+        if n == 0:
+            return IngestReport()
+        now = self.clock()
+        report = ingest_events(
+            self.sessions, TENANT_SLUG, self.simulator.take(now, n), source="demo", now=now
+        )
+        self.totals.add(report)
+        return report
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.tick()
+            except Exception:  # a locked database for a moment: the next second tries again
+                log.exception("demo simulator tick failed")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="demo-meters", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

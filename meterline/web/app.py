@@ -21,6 +21,7 @@ from meterline.web import (
     api_push,
     api_routes,
     console,
+    console_meters,
     payments,
     reminders,
 )
@@ -55,6 +56,7 @@ def create_app(runtime: Runtime, *, dispatcher: bool = False) -> FastAPI:
     app.include_router(payments.router)
     app.include_router(reminders.router)
     app.include_router(api_events.router)
+    app.include_router(console_meters.router)
     api_messaging.install_error_handlers(app)
     console.mount(app)
 

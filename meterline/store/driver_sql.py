@@ -117,5 +117,5 @@ def lookup(
     for start in range(0, len(keys), LOOKUP_CHUNK):
         chunk = keys[start : start + LOOKUP_CHUNK]
         sql = f"{head}({', '.join([mark] * len(chunk))})"
-        out.extend(tuple(r) for r in conn.exec_driver_sql(sql, (tenant_id, *chunk)))
+        out.extend(tuple(r) for r in conn.exec_driver_sql(sql, (tenant_id, *chunk)).all())
     return out

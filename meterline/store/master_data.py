@@ -83,11 +83,22 @@ class AreaCache:
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
+        self._leaves: dict[tuple[str, ...], int | None] = {}  # whole path -> id, the fast way
 
     def clear(self) -> None:
         self._ids.clear()
+        self._leaves.clear()
 
     def resolve(
+        self, session: Session, defaults: TenantDefaults, parts: Sequence[str]
+    ) -> int | None:
+        key = tuple(parts)
+        leaf = self._leaves.get(key)
+        if leaf is None:
+            leaf = self._leaves[key] = self._resolve(session, defaults, parts)
+        return leaf
+
+    def _resolve(
         self, session: Session, defaults: TenantDefaults, parts: Sequence[str]
     ) -> int | None:
         parent: int | None = None

@@ -45,11 +45,12 @@ class DriverInsert:
         self.dialect = dialect = conn.dialect
         quote = dialect.identifier_preparer.quote
         mark = _mark(conn)
-        self.sql = (
-            f"INSERT INTO {dialect.identifier_preparer.format_table(table)}"
-            f" ({', '.join(quote(c) for c in columns)})"
-            f" VALUES ({', '.join([mark] * len(columns))})"
+        target = (
+            f"{dialect.identifier_preparer.format_table(table)} ({', '.join(map(quote, columns))})"
         )
+        self.sql = f"INSERT INTO {target} VALUES ({', '.join([mark] * len(columns))})"
+        # PostgreSQL: COPY, several times cheaper than even a pipelined executemany.
+        self.copy = f"COPY {target} FROM STDIN" if dialect.driver == "psycopg" else None
         self.procs: list[tuple[int, Callable[[Any], Any]]] = []
         for i, name in enumerate(columns):
             if name in prebound:
@@ -86,7 +87,13 @@ class DriverInsert:
                     values[i] = found
                 converted.append(tuple(values))
             params = converted
-        conn.exec_driver_sql(self.sql, params)
+        if self.copy is None:
+            conn.exec_driver_sql(self.sql, params)
+            return
+        # The driver's connection, inside the transaction SQLAlchemy has begun on it.
+        with conn.connection.cursor() as cursor, cursor.copy(self.copy) as copy:  # type: ignore[attr-defined]
+            for row in params:
+                copy.write_row(row)
 
 
 def lookup(

@@ -72,7 +72,9 @@ def _unsupported(value: object) -> CellError:
 def _clean(s: str) -> str:
     # str.split() already treats NBSP, narrow NBSP and thin spaces as whitespace;
     # zero-width spaces and stray BOMs are invisible in Excel, so drop them too.
-    return " ".join(s.replace("\u200b", "").replace("\ufeff", "").split())
+    if "\u200b" in s or "\ufeff" in s:
+        s = s.replace("\u200b", "").replace("\ufeff", "")
+    return " ".join(s.split())
 
 
 def _float_to_decimal(x: float) -> Decimal:
@@ -88,6 +90,8 @@ def _float_to_decimal(x: float) -> Decimal:
 
 def parse_text(value: object) -> str | None:
     """A cell as trimmed text with single spaces; integral floats lose their ".0"."""
+    if type(value) is str:  # most cells: checked first
+        return _clean(value) or None
     if value is None:
         return None
     if isinstance(value, bool):

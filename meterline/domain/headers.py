@@ -372,9 +372,12 @@ def is_repeated_header(cells: Sequence[object], header: HeaderMatch) -> bool:
     titles = header.normalised_titles
     # Cheap test first: a repeated header repeats the account column's title as text.
     acc = header.account_column
-    if acc >= len(cells) or not isinstance(cells[acc], str):
+    account = cells[acc] if acc < len(cells) else None
+    if not isinstance(account, str):
         return False
-    if normalise_header(cells[acc]) != titles.get(acc):
+    if account.isdigit() and not titles.get(acc, "").isdigit():
+        return False  # a plain account number (most rows), without normalising it
+    if normalise_header(account) != titles.get(acc):
         return False
     same = sum(
         1 for i, norm in titles.items() if i < len(cells) and normalise_header(cells[i]) == norm
@@ -387,7 +390,8 @@ def is_totals_row(cells: Sequence[object]) -> bool:
         if c is None or str(c).strip() == "":
             continue
         if isinstance(c, str):
-            return normalise_header(c) in TOTAL_WORDS
+            # A serial number (most rows) is never a totals word: no need to normalise it.
+            return not c.isdigit() and normalise_header(c) in TOTAL_WORDS
         return False
     return False
 

@@ -148,16 +148,47 @@ _FORMULA_REASON = "formula without a calculated value; open and save the file in
 _PLAIN = (str, int, float)
 
 
+# Fields whose cells repeat across a sheet (a few areas, services, due dates): their
+# readings are remembered per text, so a million rows parse each distinct cell once.
+MEMO_FIELDS = frozenset(
+    ("service", "billing", "language", "due_date", "sanctioned_load", *AREA_LEVEL_FIELDS)
+)
+MEMO_LIMIT = 4096  # distinct texts remembered per field before starting afresh
+_MISS = object()
+
+
 def read_row(
-    cells: Sequence[object], header: HeaderMatch, ctx: RowContext
+    cells: Sequence[object],
+    header: HeaderMatch,
+    ctx: RowContext,
+    memo: dict[str, dict[Any, Any]] | None = None,
 ) -> MasterRecord | list[RowProblem]:
-    """Read every recognised column of a row; all problems are reported, not just the first."""
+    """Read every recognised column of a row; all problems are reported, not just the first.
+
+    `memo` (one dict per file, kept by the caller) remembers the readings of text cells
+    of MEMO_FIELDS; the same text read twice gives the same value, so results are equal.
+    """
     problems: list[RowProblem] = []
     values: dict[str, Any] = {}
     area_parts: dict[str, str] = {}
     n = len(cells)
     for col, fname in header.columns.items():
         raw = cells[col] if col < n else None
+        known = None
+        if memo is not None and type(raw) is str and fname in MEMO_FIELDS:
+            known = memo.get(fname)
+            if known is None:
+                known = memo[fname] = {}
+            elif len(known) > MEMO_LIMIT:
+                known.clear()
+            hit = known.get(raw, _MISS)
+            if hit is not _MISS:
+                reader = READERS.get(fname)
+                if reader is not None:
+                    values[reader[0]] = hit
+                elif hit:
+                    area_parts[fname] = hit
+                continue
         if (
             raw is not None
             and not isinstance(raw, _PLAIN)
@@ -171,13 +202,16 @@ def read_row(
         try:
             reader = READERS.get(fname)
             if reader is not None:
-                values[reader[0]] = reader[1](raw, ctx)
+                value = values[reader[0]] = reader[1](raw, ctx)
             else:  # one level of the area tree
-                text = C.parse_text(raw)
-                if text:
-                    area_parts[fname] = text
+                value = C.parse_text(raw)
+                if value:
+                    area_parts[fname] = value
         except C.CellError as exc:
             problems.append(RowProblem(header.titles.get(col, fname), cell_text(raw), exc.reason))
+            continue
+        if known is not None:
+            known[raw] = value
 
     if problems:
         return problems

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from meterline.domain.headers import (
     HeaderMatch,
@@ -150,6 +151,7 @@ class _RowJudge:
         self.serial_title = header.titles.get(serial_col or 0, "meter_serial")
         self.seen_accounts: dict[str, int] = {}
         self.seen_serials: dict[str, int] = {}
+        self.memo: dict[str, dict[Any, Any]] = {}  # see read_row
 
     def judge(self, row: SheetRow, out: Verdicts) -> None:
         if _is_blank(row):
@@ -166,7 +168,7 @@ class _RowJudge:
             reason = f"row is part of merged cells {ranges}; unmerge them and fill in every row"
             out.issues.append(Issue(row.number, None, None, reason, raw=_raw(row)))
             return
-        result = read_row(row.cells, self.header, self.ctx)
+        result = read_row(row.cells, self.header, self.ctx, self.memo)
         if isinstance(result, list):
             raw = _raw(row)
             out.issues.extend(

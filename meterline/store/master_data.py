@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import KeyedColumnElement
 
 from meterline.domain.enums import (
     AreaLevel,
@@ -23,7 +24,12 @@ from meterline.domain.enums import (
     Service,
 )
 from meterline.domain.master_row import MasterRecord
+from meterline.store.driver_sql import DriverInsert, lookup
 from meterline.store.models import Account, Area, Bill, Consumer, ContactPoint, Meter
+
+CONSUMERS = Consumer.__table__.c
+ACCOUNTS = Account.__table__.c
+METERS = Meter.__table__.c
 
 AREA_LEVELS_UTILITY = (
     AreaLevel.circle,
@@ -55,6 +61,14 @@ class TenantDefaults:
     area_levels: tuple[AreaLevel, ...]
 
 
+class _Stored(NamedTuple):
+    """What a batch needs to know about an account already stored."""
+
+    id: int
+    consumer_id: int
+    import_digest: str | None
+
+
 @dataclass
 class BatchOutcome:
     inserted: int = 0
@@ -69,11 +83,22 @@ class AreaCache:
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
+        self._leaves: dict[tuple[str, ...], int | None] = {}  # whole path -> id, the fast way
 
     def clear(self) -> None:
         self._ids.clear()
+        self._leaves.clear()
 
     def resolve(
+        self, session: Session, defaults: TenantDefaults, parts: Sequence[str]
+    ) -> int | None:
+        key = tuple(parts)
+        leaf = self._leaves.get(key)
+        if leaf is None:
+            leaf = self._leaves[key] = self._resolve(session, defaults, parts)
+        return leaf
+
+    def _resolve(
         self, session: Session, defaults: TenantDefaults, parts: Sequence[str]
     ) -> int | None:
         parent: int | None = None
@@ -116,12 +141,15 @@ def apply_batch(
     now = now or datetime.now(UTC)
     out = BatchOutcome()
     tid = defaults.tenant_id
+    conn = session.connection()
     existing = {
-        row.number: row
-        for row in session.execute(
-            select(Account.id, Account.number, Account.consumer_id, Account.import_digest).where(
-                Account.tenant_id == tid, Account.number.in_([r.account for _, r in records])
-            )
+        number: _Stored(*rest)
+        for number, *rest in lookup(
+            conn,
+            ACCOUNTS.number,
+            [ACCOUNTS.id, ACCOUNTS.consumer_id, ACCOUNTS.import_digest],
+            tid,
+            [r.account for _, r in records],
         )
     }
     records = _reject_taken_serials(session, tid, records, out)
@@ -155,14 +183,16 @@ def _reject_taken_serials(
     serials = [r.given["meter_serial"] for _, r in records if r.given.get("meter_serial")]
     if not serials:
         return list(records)
-    owners = {
-        serial: number
-        for serial, number in session.execute(
-            select(Meter.serial, Account.number)
-            .join(Account, Meter.account_id == Account.id)
-            .where(Meter.tenant_id == tid, Meter.serial.in_(serials))
+    owners = dict(
+        lookup(
+            session.connection(),
+            METERS.serial,
+            [ACCOUNTS.number],
+            tid,
+            serials,
+            join="JOIN accounts ON meters.account_id = accounts.id",
         )
-    }
+    )
     kept = []
     for row_no, rec in records:
         serial = rec.given.get("meter_serial")
@@ -181,6 +211,40 @@ def _reject_taken_serials(
     return kept
 
 
+CONSUMER_COLUMNS = (
+    "tenant_id",
+    "name",
+    "preferred_language",
+    "import_key",
+    "created_at",
+    "updated_at",
+)
+ACCOUNT_COLUMNS = (
+    "tenant_id", "consumer_id", "number", "service", "billing", "address", "apartment",
+    "sanctioned_load_kw", "area_id", "dues_minor", "due_date", "balance_minor",
+    "import_digest", "created_at", "updated_at",
+)  # fmt: skip
+CONTACT_COLUMNS = (
+    "tenant_id",
+    "consumer_id",
+    "kind",
+    "value",
+    "is_primary",
+    "whatsapp",
+    "created_at",
+)
+METER_COLUMNS = ("tenant_id", "account_id", "serial", "kind", "created_at")
+BILL_COLUMNS = (
+    "tenant_id", "account_id", "period", "amount_minor", "due_date", "status", "created_at",
+    "updated_at",
+)  # fmt: skip
+
+
+# Columns whose values _insert_new passes through DriverInsert.bind once per batch.
+_STAMPS = ("created_at", "updated_at")
+_CONTACT_BOUND = ("created_at", "kind", "whatsapp", "is_primary")
+
+
 def _insert_new(
     session: Session,
     d: TenantDefaults,
@@ -188,90 +252,101 @@ def _insert_new(
     areas: AreaCache,
     now: datetime,
 ) -> None:
-    # Plain executemany through Core, then one SELECT per table to learn the new ids by
-    # their natural keys: several times faster than ORM inserts with ordered RETURNING.
+    # Plain tuples through the driver's executemany (see store/driver_sql.py), then one
+    # SELECT per table to learn the new ids by their natural keys.
     conn = session.connection()
     tid = d.tenant_id
     keys = [rec.account for _, rec, _ in new]
-    consumer_ids = _ids_by_key(session, Consumer.import_key, Consumer.id, tid, keys)
+    consumer_ids = _ids_by_key(session, CONSUMERS.import_key, CONSUMERS.id, tid, keys)
     fresh = [rec for _, rec, _ in new if rec.account not in consumer_ids]
     if fresh:
-        conn.execute(
-            insert(Consumer),
+        language = d.language
+        ins = DriverInsert(conn, Consumer.__table__, CONSUMER_COLUMNS, _STAMPS)
+        at = ins.bind("created_at", now)
+        ins.execute(
+            conn,
             [
-                {
-                    "tenant_id": tid,
-                    "name": rec.given.get("name") or "",
-                    "preferred_language": rec.given.get("language") or d.language,
-                    "import_key": rec.account,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                (
+                    tid,
+                    rec.given.get("name") or "",
+                    rec.given.get("language") or language,
+                    rec.account,
+                    at,
+                    at,
+                )
                 for rec in fresh
             ],
         )
         consumer_ids.update(
-            _ids_by_key(session, Consumer.import_key, Consumer.id, tid, [r.account for r in fresh])
+            _ids_by_key(
+                session, CONSUMERS.import_key, CONSUMERS.id, tid, [r.account for r in fresh]
+            )
         )
-    account_rows: list[dict[str, Any]] = []
+    accounts = DriverInsert(conn, Account.__table__, ACCOUNT_COLUMNS, _STAMPS)
+    at = accounts.bind("created_at", now)
+    account_rows: list[tuple[Any, ...]] = []
+    kinds: list[Service] = []
     for _, rec, digest in new:
         g = rec.given
+        service = g.get("service") or d.service
+        kinds.append(service)
+        path = g.get("area_path")
         account_rows.append(
-            {
-                "tenant_id": tid,
-                "consumer_id": consumer_ids[rec.account],
-                "number": rec.account,
-                "service": g.get("service") or d.service,
-                "billing": g.get("billing") or d.billing,
-                "address": g.get("address"),
-                "apartment": g.get("apartment"),
-                "sanctioned_load_kw": g.get("sanctioned_load_kw"),
-                "area_id": areas.resolve(session, d, rec.area_path) if rec.area_path else None,
-                "dues_minor": g.get("dues_minor") or 0,
-                "due_date": g.get("due_date"),
-                "balance_minor": g.get("balance_minor"),
-                "import_digest": digest,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    conn.execute(insert(Account), account_rows)
-    account_ids = _ids_by_key(session, Account.number, Account.id, tid, keys)
-    contacts, meters, bills = [], [], []
-    for (_, rec, _), acc in zip(new, account_rows, strict=True):
-        account_id = account_ids[rec.account]
-        for i, phone in enumerate(rec.phones):
-            contacts.append(_phone_row(tid, consumer_ids[rec.account], phone, i == 0, now))
-        serial = rec.given.get("meter_serial")
-        if serial:
-            meters.append(
-                {
-                    "tenant_id": tid,
-                    "account_id": account_id,
-                    "serial": serial,
-                    "kind": acc["service"],
-                    "created_at": now,
-                }
+            (
+                tid,
+                consumer_ids[rec.account],
+                rec.account,
+                service,
+                g.get("billing") or d.billing,
+                g.get("address"),
+                g.get("apartment"),
+                g.get("sanctioned_load_kw"),
+                areas.resolve(session, d, path) if path else None,
+                g.get("dues_minor") or 0,
+                g.get("due_date"),
+                g.get("balance_minor"),
+                digest,
+                at,
+                at,
             )
-        dues: int = rec.given.get("dues_minor") or 0
+        )
+    accounts.execute(conn, account_rows)
+    account_ids = _ids_by_key(session, ACCOUNTS.number, ACCOUNTS.id, tid, keys)
+    contact_ins = DriverInsert(conn, ContactPoint.__table__, CONTACT_COLUMNS, _CONTACT_BOUND)
+    meter_ins = DriverInsert(conn, Meter.__table__, METER_COLUMNS, _STAMPS)
+    bill_ins = DriverInsert(conn, Bill.__table__, BILL_COLUMNS, (*_STAMPS, "status"))
+    at = contact_ins.bind("created_at", now)
+    phone = contact_ins.bind("kind", ContactKind.phone)
+    unknown = contact_ins.bind("whatsapp", Reachability.unknown)
+    first, other = contact_ins.bind("is_primary", True), contact_ins.bind("is_primary", False)
+    open_ = bill_ins.bind("status", BillStatus.open)
+    contacts, meters, bills = [], [], []
+    for (_, rec, _), kind in zip(new, kinds, strict=True):
+        g = rec.given
+        account_id = account_ids[rec.account]
+        consumer_id = consumer_ids[rec.account]
+        for i, number in enumerate(g.get("phones") or ()):
+            contacts.append((tid, consumer_id, phone, number, other if i else first, unknown, at))
+        serial = g.get("meter_serial")
+        if serial:
+            meters.append((tid, account_id, serial, kind, at))
+        dues: int = g.get("dues_minor") or 0
         if dues > 0:
-            bills.append(_bill_row(tid, account_id, dues, rec.given.get("due_date"), now))
-    if contacts:
-        conn.execute(insert(ContactPoint), contacts)
-    if meters:
-        conn.execute(insert(Meter), meters)
-    if bills:
-        conn.execute(insert(Bill), bills)
+            due = g.get("due_date")
+            bills.append((tid, account_id, bill_period(due), dues, due, open_, at, at))
+    contact_ins.execute(conn, contacts)
+    meter_ins.execute(conn, meters)
+    bill_ins.execute(conn, bills)
 
 
 def _ids_by_key(
-    session: Session, key_col: Any, id_col: Any, tenant_id: int, keys: Sequence[str]
+    session: Session,
+    key_col: KeyedColumnElement[Any],
+    id_col: KeyedColumnElement[Any],
+    tenant_id: int,
+    keys: Sequence[str],
 ) -> dict[str, int]:
-    table = key_col.class_
-    rows = session.execute(
-        select(key_col, id_col).where(table.tenant_id == tenant_id, key_col.in_(keys))
-    )
-    return {k: i for k, i in rows}
+    return dict(lookup(session.connection(), key_col, [id_col], tenant_id, keys))
 
 
 def bill_period(due: date | None) -> str:

@@ -97,6 +97,8 @@ def test_demo_sends_reminders_by_whatsapp_then_sms_with_links_a_person_can_pay(
         (gateway,) = s.scalars(select(PaymentGateway)).all()
         messages = s.scalars(select(Message).order_by(Message.id)).all()
         totals = credit.totals(s, tenant.id)
+    # Whoever runs the demo, at any hour, sees messages go out: no quiet hours.
+    assert (tenant.quiet_start, tenant.quiet_end) == ("00:00", "00:00")
     assert accounts["sandbox-whatsapp"].medium is Medium.whatsapp
     assert accounts["sandbox-sms"].medium is Medium.sms
     not_on_wa = set(accounts["sandbox-whatsapp"].config["unreachable"])

@@ -358,6 +358,7 @@ class _Usage:
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
         self.rows: dict[tuple[int, str, date], dict[str, Any]] = {}
+        self.days: dict[datetime, date] = {}  # local day per event time (shared by many)
 
     def _row(self, meter_id: int, period: str, start: date) -> dict[str, Any]:
         key = (meter_id, period, start)
@@ -379,7 +380,9 @@ class _Usage:
     def add(self, meter_id: int, event: MeterEvent, outcome: Outcome) -> None:
         if event.type not in (EventType.reading, EventType.demand) and outcome.recharge is None:
             return
-        day = event.at.astimezone(self.zone).date()
+        day = self.days.get(event.at)
+        if day is None:
+            day = self.days[event.at] = event.at.astimezone(self.zone).date()
         row = self._row(meter_id, "day", day)  # months are folded from days when read
         if event.type is EventType.reading:
             v = event.value

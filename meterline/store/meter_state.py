@@ -110,14 +110,18 @@ def _sqlite_time(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    # The text SQLAlchemy writes for a UTCDateTime on SQLite (isoformat is the fast way).
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    # The text SQLAlchemy writes for a UTCDateTime on SQLite: the aware isoformat less its
+    # "+00:00" (a replace(tzinfo=None) first costs twice the formatting).
+    return value.isoformat(" ", "microseconds")[:-6]
 
 
 def _read_sqlite_time(value: Any) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    try:  # parsing the offset is several times cheaper than a replace(tzinfo=UTC)
+        return datetime.fromisoformat(value + "+00:00")
+    except (TypeError, ValueError):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _read_decimal(value: Any) -> Decimal | None:
@@ -169,7 +173,15 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
     # Converters by position, so a row is converted in one pass over its non-null values.
     converters: dict[int, Any] = {STATE_COLUMNS.index(n): bool for n in BOOLS}
     if not pg:
-        converters.update({STATE_COLUMNS.index(n): _read_sqlite_time for n in TIMES})
+        memo: dict[str, datetime | None] = {}  # the batch's states share many times
+
+        def read_time(value: str) -> datetime | None:
+            found = memo.get(value)
+            if found is None:
+                found = memo[value] = _read_sqlite_time(value)
+            return found
+
+        converters.update({STATE_COLUMNS.index(n): read_time for n in TIMES})
         converters.update({STATE_COLUMNS.index(n): _read_decimal for n in DECIMALS})
         converters[STATE_COLUMNS.index("tamper")] = _read_json
     plan = list(converters.items())
@@ -226,11 +238,20 @@ def save_states(
         _save_states_pg(session, columns, plan, rows, now)
         return
     params = []
+    times: dict[datetime, str | None] = {}  # a batch's events share a handful of times
     for meter_id, values in rows:
         out: list[Any] = []
         for name, fn in plan:
             v = values[name]
-            out.append(fn(v) if fn is not None and v is not None else v)
+            if v is None or fn is None:
+                out.append(v)
+            elif fn is _sqlite_time:
+                text = times.get(v)
+                if text is None:
+                    text = times[v] = _sqlite_time(v)
+                out.append(text)
+            else:
+                out.append(fn(v))
         out.append(stamp)
         out.append(meter_id)
         params.append(tuple(out))

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from meterline.runtime import Runtime
 from meterline.services import credit
 from meterline.services.meter_events import ingest_events
-from meterline.store.models import Meter, MeterAlert, MeterState, Message, Tenant
+from meterline.store.models import Message, Meter, MeterAlert, MeterState, Tenant
 from tests.support.meter_fleet import add_meter, make_fleet
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)  # 11:30 in Kolkata: outside quiet hours

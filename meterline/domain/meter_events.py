@@ -173,6 +173,14 @@ def _time(value: Any) -> datetime:
 
 def _decimal(obj: Mapping[str, Any], name: str) -> Decimal:
     value = obj.get(name)
+    if type(value) is str:  # the common case; blanks and bad text get the checks below
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            pass
+        else:
+            if number.is_finite():
+                return number
     if _blank(value):
         raise EventRejected(f"{name}: missing")
     if isinstance(value, bool):
@@ -309,7 +317,7 @@ def decode_items(items: Iterable[bytes | str | Mapping[str, Any]]) -> Iterator[t
     texts are counted as lines (so NDJSON line numbers match the file) and skipped.
     """
     line = 0
-    decode = _DECODER.decode
+    decode, scan = _DECODER.decode, _DECODER.scan_once
     for item in items:
         line += 1
         kind = type(item)
@@ -324,6 +332,17 @@ def decode_items(items: Iterable[bytes | str | Mapping[str, Any]]) -> Iterator[t
             continue
         if not text.strip():
             continue
+        if text[:1] == "{" and text[-1:] == "}":
+            # One object, nothing around it (an NDJSON line as producers write it): the
+            # scanner alone, without decode()'s whitespace passes; anything else, and any
+            # error (for its message), goes through decode().
+            try:
+                obj, end = scan(text, 0)
+            except (StopIteration, ValueError):
+                end = -1
+            if end == len(text):
+                yield line, obj
+                continue
         try:
             obj = decode(text)
         except json.JSONDecodeError as exc:

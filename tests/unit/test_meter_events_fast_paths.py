@@ -51,3 +51,31 @@ def test_a_time_text_shared_by_several_events_is_checked_for_each() -> None:
     assert "in the future" in errors[0][1] and "in the future" in errors[1][1]
     assert "has no UTC offset" in errors[2][1]
     assert [e.at for e in events] == [datetime(2026, 11, 29, 9, 30, tzinfo=UTC)] * 2
+
+
+def test_ndjson_lines_decode_as_before_including_the_broken_ones() -> None:
+    from meterline.domain.meter_events import decode_items
+
+    lines = [
+        b'{"a":1}',
+        b'{"a":1}{}',  # two objects on one line
+        b'{"kw": 1.5 }',
+        b"  ",
+        b"{",
+        b"[{}, {}]",  # an array: its elements, numbered on
+        b'{"a":}',
+        '{"t":"\u0905"}'.encode(),
+        b"\xff{}",
+    ]
+    out = [(line, str(o) if isinstance(o, Exception) else o) for line, o in decode_items(lines)]
+    assert out == [
+        (1, {"a": 1}),
+        (2, "not JSON (Extra data at column 8)"),
+        (3, {"kw": Decimal("1.5")}),
+        (5, "not JSON (Expecting property name enclosed in double quotes at column 2)"),
+        (6, {}),
+        (7, {}),
+        (8, "not JSON (Expecting value at column 6)"),
+        (9, {"t": "\u0905"}),
+        (10, "not UTF-8 text"),
+    ]

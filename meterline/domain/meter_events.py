@@ -263,15 +263,8 @@ def parse_event(
     event_id = obj.get("id")
     if not (type(event_id) is str and 0 < len(event_id) <= 100 and event_id == event_id.strip()):
         event_id = _text(obj, "id", required=False, limit=100)
-    common: dict[str, Any] = {
-        "type": kind,
-        "meter": meter,
-        "at": at,
-        "source": source,
-        "id": event_id,
-    }
     if kind is EventType.balance:
-        return MeterEvent(**common, balance=_integer(obj, "balance"))
+        return MeterEvent(kind, meter, at, source, event_id, balance=_integer(obj, "balance"))
     if kind is EventType.reading:
         value = _decimal(obj, "value")
         if value < 0:
@@ -279,7 +272,7 @@ def parse_event(
         unit = _text(obj, "unit", required=True)
         if unit not in UNITS:
             raise EventRejected(f"unit: {unit!r} is not one of {', '.join(UNITS)}")
-        return MeterEvent(**common, value=value, unit=unit)
+        return MeterEvent(kind, meter, at, source, event_id, value=value, unit=unit)
     if kind is EventType.demand:
         kw = _decimal(obj, "kw")
         if kw < 0:
@@ -289,11 +282,15 @@ def parse_event(
             interval = DEFAULT_INTERVAL_S if _blank(interval) else _integer(obj, "interval_s")
         if interval <= 0:
             raise EventRejected(f"interval_s: {interval} must be positive")
-        return MeterEvent(**common, kw=kw, interval_s=interval)
+        return MeterEvent(kind, meter, at, source, event_id, kw=kw, interval_s=interval)
     if kind is EventType.tamper:
         code = _text(obj, "code", required=True, limit=40)
         return MeterEvent(
-            **common,
+            kind,
+            meter,
+            at,
+            source,
+            event_id,
             code=code,
             text=_text(obj, "text", required=False),
             active=_bool(obj, "active", True),
@@ -302,7 +299,7 @@ def parse_event(
     allowed = STATES[kind]
     if state not in allowed:
         raise EventRejected(f"state: {state!r} is not one of {', '.join(allowed)}")
-    return MeterEvent(**common, state=state)
+    return MeterEvent(kind, meter, at, source, event_id, state=state)
 
 
 _DECODER = json.JSONDecoder(parse_float=Decimal)  # one decoder: json.loads builds one a call

@@ -10,10 +10,11 @@ HTTP (`POST /api/v1/events`), files (`meterline events load`) and MQTT all come 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -334,22 +335,28 @@ def _load_meters(session: Session, tenant_id: int, serials: set[str]) -> dict[st
 def _save_states(session: Session, meters: list[_Meter], now: datetime) -> None:
     """Write back the streams each meter's events changed (one statement per combination
     of streams: a batch mostly has a handful)."""
-    groups: dict[frozenset[EventType], list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    groups: dict[frozenset[EventType], list[_Meter]] = defaultdict(list)
     for meter in meters:
-        s = meter.state
-        names = [name for kind in meter.touched for name in STREAM_COLUMNS[kind]]
-        values = {name: getattr(s, name) for name in names}
-        values["last_seen"] = s.last_seen
-        if "tamper" in values:
-            values["tamper"] = (
-                {code: [active, at.isoformat()] for code, (active, at) in s.tamper.items()}
-                if s.tamper
-                else None
-            )
-        groups[frozenset(meter.touched)].append((meter.id, values))
-    for kinds, rows in groups.items():
+        groups[frozenset(meter.touched)].append(meter)
+    for kinds, members in groups.items():
         columns = [name for kind in sorted(kinds) for name in STREAM_COLUMNS[kind]]
-        save_states(session, [*columns, "last_seen"], rows, now)
+        columns.append("last_seen")  # so at least two: attrgetter answers a tuple
+        values_of = attrgetter(*columns)  # one C call per state instead of a getattr each
+        tamper_at = columns.index("tamper") if "tamper" in columns else None
+        rows: list[tuple[int, Sequence[Any]]] = []
+        for meter in members:
+            values = values_of(meter.state)
+            if tamper_at is not None:
+                values = list(values)
+                values[tamper_at] = _tamper_json(meter.state)
+            rows.append((meter.id, values))
+        save_states(session, columns, rows, now)
+
+
+def _tamper_json(state: MeterState) -> dict[str, list[Any]] | None:
+    if not state.tamper:
+        return None
+    return {code: [active, at.isoformat()] for code, (active, at) in state.tamper.items()}
 
 
 class _Usage:

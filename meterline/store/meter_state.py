@@ -210,10 +210,11 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
 def save_states(
     session: Session,
     columns: Sequence[str],
-    rows: Iterable[tuple[int, dict[str, Any]]],
+    rows: Iterable[tuple[int, Sequence[Any]]],
     now: datetime,
 ) -> None:
-    """Write `columns` of each (meter id, {column: value}); ``tamper`` is a JSON-able dict."""
+    """Write `columns` of each (meter id, its values in the order of `columns`);
+    ``tamper`` is a JSON-able dict."""
     pg = _is_pg(session)
     mark = "%s" if pg else "?"
     sets = ", ".join(f"{c} = {mark}" for c in (*columns, "updated_at"))
@@ -233,16 +234,14 @@ def save_states(
             convert.append(int)
         else:
             convert.append(None)
-    plan = list(zip(columns, convert, strict=True))
     if pg:
-        _save_states_pg(session, columns, plan, rows, now)
+        _save_states_pg(session, columns, convert, rows, now)
         return
     params = []
     times: dict[datetime, str | None] = {}  # a batch's events share a handful of times
     for meter_id, values in rows:
         out: list[Any] = []
-        for name, fn in plan:
-            v = values[name]
+        for v, fn in zip(values, convert, strict=True):
             if v is None or fn is None:
                 out.append(v)
             elif fn is _sqlite_time:
@@ -266,8 +265,8 @@ def _pg_type(column: str) -> str:
 def _save_states_pg(
     session: Session,
     columns: Sequence[str],
-    plan: list[tuple[str, Any]],
-    rows: Iterable[tuple[int, dict[str, Any]]],
+    convert: list[Any],
+    rows: Iterable[tuple[int, Sequence[Any]]],
     now: datetime,
 ) -> None:
     """One UPDATE ... FROM unnest(arrays) for the whole batch: PostgreSQL's executemany
@@ -275,8 +274,7 @@ def _save_states_pg(
     arrays: list[list[Any]] = [[] for _ in range(len(columns) + 1)]
     for meter_id, values in sorted(rows, key=lambda r: r[0]):
         arrays[0].append(meter_id)
-        for i, (name, fn) in enumerate(plan, start=1):
-            v = values[name]
+        for i, (v, fn) in enumerate(zip(values, convert, strict=True), start=1):
             arrays[i].append(fn(v) if fn is not None and v is not None else v)
     if not arrays[0]:
         return

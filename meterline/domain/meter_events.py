@@ -173,7 +173,7 @@ def _time(value: Any) -> datetime:
 
 def _decimal(obj: Mapping[str, Any], name: str) -> Decimal:
     value = obj.get(name)
-    if type(value) is str:  # the common case; blanks and bad text get the checks below
+    if isinstance(value, str):  # the common case; blanks and bad text get the checks below
         try:
             number = Decimal(value)
         except InvalidOperation:
@@ -188,7 +188,7 @@ def _decimal(obj: Mapping[str, Any], name: str) -> Decimal:
     if isinstance(value, float):
         value = repr(value)  # a producer that decoded JSON itself: its shortest text
     try:  # Decimal ignores surrounding whitespace itself
-        number = Decimal(value)
+        number = Decimal(value)  # type: ignore[arg-type]
     except (InvalidOperation, TypeError, ValueError):
         raise EventRejected(f"{name}: {value!r} is not a number") from None
     if not number.is_finite():
@@ -314,16 +314,18 @@ def decode_items(items: Iterable[bytes | str | Mapping[str, Any]]) -> Iterator[t
     texts are counted as lines (so NDJSON line numbers match the file) and skipped.
     """
     line = 0
-    decode, scan = _DECODER.decode, _DECODER.scan_once
+    decode = _DECODER.decode
+    scan = _DECODER.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__
     for item in items:
         line += 1
         kind = type(item)
+        text: str
         # Exact types first: an ABC check costs more than the rest of this loop.
         if kind is not bytes and kind is not str and isinstance(item, Mapping):
             yield line, item
             continue
         try:
-            text = item.decode("utf-8") if isinstance(item, bytes | bytearray) else item
+            text = item.decode("utf-8") if isinstance(item, bytes | bytearray) else item  # type: ignore[assignment]
         except UnicodeDecodeError:
             yield line, EventRejected("not UTF-8 text")
             continue

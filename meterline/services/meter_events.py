@@ -345,10 +345,11 @@ def _save_states(session: Session, meters: list[_Meter], now: datetime) -> None:
         tamper_at = columns.index("tamper") if "tamper" in columns else None
         rows: list[tuple[int, Sequence[Any]]] = []
         for meter in members:
-            values = values_of(meter.state)
+            values: Sequence[Any] = values_of(meter.state)
             if tamper_at is not None:
-                values = list(values)
-                values[tamper_at] = _tamper_json(meter.state)
+                changed = list(values)
+                changed[tamper_at] = _tamper_json(meter.state)
+                values = changed
             rows.append((meter.id, values))
         save_states(session, columns, rows, now)
 

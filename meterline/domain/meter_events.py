@@ -173,14 +173,22 @@ def _time(value: Any) -> datetime:
 
 def _decimal(obj: Mapping[str, Any], name: str) -> Decimal:
     value = obj.get(name)
+    if isinstance(value, str):  # the common case; blanks and bad text get the checks below
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            pass
+        else:
+            if number.is_finite():
+                return number
     if _blank(value):
         raise EventRejected(f"{name}: missing")
     if isinstance(value, bool):
         raise EventRejected(f"{name}: expected a number, got a boolean")
     if isinstance(value, float):
         value = repr(value)  # a producer that decoded JSON itself: its shortest text
-    try:
-        number = Decimal(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
+    try:  # Decimal ignores surrounding whitespace itself
+        number = Decimal(value)  # type: ignore[arg-type]
     except (InvalidOperation, TypeError, ValueError):
         raise EventRejected(f"{name}: {value!r} is not a number") from None
     if not number.is_finite():
@@ -212,35 +220,51 @@ def _bool(obj: Mapping[str, Any], name: str, default: bool) -> bool:
 
 
 def parse_event(
-    obj: Any, *, now: datetime, max_skew: timedelta = timedelta(minutes=5)
+    obj: Any,
+    *,
+    now: datetime,
+    max_skew: timedelta = timedelta(minutes=5),
+    times: dict[str, datetime] | None = None,
 ) -> MeterEvent:
     """One wire object as a `MeterEvent`; `EventRejected` says what is wrong with it.
 
     A time more than `max_skew` ahead of `now` is refused (a meter clock gone wrong must
-    not become tomorrow's balance).
+    not become tomorrow's balance). `times`: a memo of time texts already parsed (a
+    batch's events share a few: one report of a meter is several events).
     """
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise EventRejected(f"expected a JSON object, got {type(obj).__name__}")
-    raw_type = _text(obj, "type", required=True)
-    kind = _TYPES.get(raw_type)  # type: ignore[arg-type]
+    # The common case (clean text fields) is checked inline: a call per field is a good
+    # part of the per-event cost; anything unusual goes through `_text`.
+    raw = obj.get("type")
+    kind = _TYPES.get(raw) if type(raw) is str else None
     if kind is None:
-        raise EventRejected(
-            f"type: {raw_type!r} is not one of {', '.join(t.value for t in EventType)}"
-        )
-    meter = _text(obj, "meter", required=True, limit=MAX_SERIAL)
-    assert meter is not None
-    at = _time(obj.get("at"))
+        raw_type = _text(obj, "type", required=True)
+        kind = _TYPES.get(raw_type)  # type: ignore[arg-type]
+        if kind is None:
+            raise EventRejected(
+                f"type: {raw_type!r} is not one of {', '.join(t.value for t in EventType)}"
+            )
+    meter = obj.get("meter")
+    if not (type(meter) is str and 0 < len(meter) <= MAX_SERIAL and meter == meter.strip()):
+        meter = _text(obj, "meter", required=True, limit=MAX_SERIAL)
+        assert meter is not None
+    raw_at = obj.get("at")
+    at = times.get(raw_at) if times is not None and type(raw_at) is str else None
+    if at is None:
+        at = _time(raw_at)
+        if times is not None and type(raw_at) is str:
+            times[raw_at] = at
     if at > now + max_skew:
         raise EventRejected(f"at: {at.isoformat()} is in the future (now {now.isoformat()})")
-    common: dict[str, Any] = {
-        "type": kind,
-        "meter": meter,
-        "at": at,
-        "source": _text(obj, "source", required=False, limit=100),
-        "id": _text(obj, "id", required=False, limit=100),
-    }
+    source = obj.get("source")
+    if not (type(source) is str and 0 < len(source) <= 100 and source == source.strip()):
+        source = _text(obj, "source", required=False, limit=100)
+    event_id = obj.get("id")
+    if not (type(event_id) is str and 0 < len(event_id) <= 100 and event_id == event_id.strip()):
+        event_id = _text(obj, "id", required=False, limit=100)
     if kind is EventType.balance:
-        return MeterEvent(**common, balance=_integer(obj, "balance"))
+        return MeterEvent(kind, meter, at, source, event_id, balance=_integer(obj, "balance"))
     if kind is EventType.reading:
         value = _decimal(obj, "value")
         if value < 0:
@@ -248,21 +272,25 @@ def parse_event(
         unit = _text(obj, "unit", required=True)
         if unit not in UNITS:
             raise EventRejected(f"unit: {unit!r} is not one of {', '.join(UNITS)}")
-        return MeterEvent(**common, value=value, unit=unit)
+        return MeterEvent(kind, meter, at, source, event_id, value=value, unit=unit)
     if kind is EventType.demand:
         kw = _decimal(obj, "kw")
         if kw < 0:
             raise EventRejected(f"kw: {kw} is negative")
-        interval = (
-            DEFAULT_INTERVAL_S if _blank(obj.get("interval_s")) else _integer(obj, "interval_s")
-        )
+        interval = obj.get("interval_s")
+        if type(interval) is not int:
+            interval = DEFAULT_INTERVAL_S if _blank(interval) else _integer(obj, "interval_s")
         if interval <= 0:
             raise EventRejected(f"interval_s: {interval} must be positive")
-        return MeterEvent(**common, kw=kw, interval_s=interval)
+        return MeterEvent(kind, meter, at, source, event_id, kw=kw, interval_s=interval)
     if kind is EventType.tamper:
         code = _text(obj, "code", required=True, limit=40)
         return MeterEvent(
-            **common,
+            kind,
+            meter,
+            at,
+            source,
+            event_id,
             code=code,
             text=_text(obj, "text", required=False),
             active=_bool(obj, "active", True),
@@ -271,7 +299,7 @@ def parse_event(
     allowed = STATES[kind]
     if state not in allowed:
         raise EventRejected(f"state: {state!r} is not one of {', '.join(allowed)}")
-    return MeterEvent(**common, state=state)
+    return MeterEvent(kind, meter, at, source, event_id, state=state)
 
 
 _DECODER = json.JSONDecoder(parse_float=Decimal)  # one decoder: json.loads builds one a call
@@ -286,20 +314,36 @@ def decode_items(items: Iterable[bytes | str | Mapping[str, Any]]) -> Iterator[t
     texts are counted as lines (so NDJSON line numbers match the file) and skipped.
     """
     line = 0
+    decode = _DECODER.decode
+    scan = _DECODER.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__
     for item in items:
         line += 1
-        if isinstance(item, Mapping):
+        kind = type(item)
+        text: str
+        # Exact types first: an ABC check costs more than the rest of this loop.
+        if kind is not bytes and kind is not str and isinstance(item, Mapping):
             yield line, item
             continue
         try:
-            text = item.decode("utf-8") if isinstance(item, bytes | bytearray) else item
+            text = item.decode("utf-8") if isinstance(item, bytes | bytearray) else item  # type: ignore[assignment]
         except UnicodeDecodeError:
             yield line, EventRejected("not UTF-8 text")
             continue
         if not text.strip():
             continue
+        if text[:1] == "{" and text[-1:] == "}":
+            # One object, nothing around it (an NDJSON line as producers write it): the
+            # scanner alone, without decode()'s whitespace passes; anything else, and any
+            # error (for its message), goes through decode().
+            try:
+                obj, end = scan(text, 0)
+            except (StopIteration, ValueError):
+                end = -1
+            if end == len(text):
+                yield line, obj
+                continue
         try:
-            obj = _DECODER.decode(text)
+            obj = decode(text)
         except json.JSONDecodeError as exc:
             yield line, EventRejected(f"not JSON ({exc.msg} at column {exc.colno})")
             continue
@@ -320,12 +364,13 @@ def parse_batch(
     """Every event of a batch, parsed; the bad ones become `LineError`s with their line."""
     events: list[tuple[int, MeterEvent]] = []
     errors: list[LineError] = []
+    times: dict[str, datetime] = {}
     for line, obj in decode_items(items):
         if isinstance(obj, EventRejected):
             errors.append(LineError(line, str(obj)))
             continue
         try:
-            events.append((line, parse_event(obj, now=now, max_skew=max_skew)))
+            events.append((line, parse_event(obj, now=now, max_skew=max_skew, times=times)))
         except EventRejected as exc:
             meter = obj.get("meter") if isinstance(obj, Mapping) else None
             errors.append(LineError(line, str(exc), meter if isinstance(meter, str) else None))

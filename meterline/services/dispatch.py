@@ -122,6 +122,7 @@ class Dispatcher:
         self.pushed = PushedStatus(self.sessions, self.clock, self.settings.claim_seconds * 2)
         self._tenants: dict[int, _TenantRules] = {}
         self._http: httpx.AsyncClient | None = None
+        self._aio: aiohttp.ClientSession | None = None
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -163,15 +164,24 @@ class Dispatcher:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._aio is not None:
+            await self._aio.close()
+            self._aio = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        """One connection pool for every adapter: httpx ones through httpx-aiohttp, and
+        the lean ones (Channel.aio) directly."""
+        if self._aio is None:
+            limit = self.settings.concurrency
+            self._aio = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=limit, limit_per_host=limit),
+                cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps its own; providers set none
+            )
+        return self._aio
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            limit = self.settings.concurrency
-            transport = AiohttpTransport(
-                client=lambda: aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
-                )
-            )
+            transport = AiohttpTransport(client=self._session())
             self._http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0))
         return self._http
 
@@ -227,7 +237,7 @@ class Dispatcher:
         if cached:  # settings changed: the old adapter is closed at the next round's start
             self._stale[account.id] = cached[1]
         try:
-            channel = channel_for(account, self._client())
+            channel = channel_for(account, self._client(), self._session())
         except ChannelConfigError as exc:
             return exc
         self._channels[account.id] = (settings, channel)

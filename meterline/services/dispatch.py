@@ -18,10 +18,10 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
@@ -46,10 +46,22 @@ from meterline.store.contact_details import contact_details
 from meterline.store.models import ChannelAccount, Message, Tenant
 
 log = structlog.get_logger("meterline.dispatch")
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on uvloop when it is installed: per request the dispatcher's event loop
+    schedules callbacks, timers and socket reads, which uvloop does in C."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def worker_name() -> str:
@@ -548,7 +560,7 @@ class DispatcherThread:
         self._thread.start()
 
     def _main(self) -> None:
-        asyncio.run(self.dispatcher.run(self._stop))
+        run_loop(self.dispatcher.run(self._stop))
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -571,5 +583,5 @@ def drain(dispatcher: Dispatcher, *, timeout: float = 30.0) -> RoundReport:
         finally:
             await dispatcher.aclose()
 
-    asyncio.run(loop())
+    run_loop(loop())
     return total

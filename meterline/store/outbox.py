@@ -296,11 +296,13 @@ def _record_timed(
     written = session.execute(_RECORD, params)
     # Which rows this worker really wrote: the status it wrote and still its name on it.
     # Each id matches at most one row, so when the driver counts as many rows as outcomes
-    # (the summed count of the executemany), every claim was still held: no query needed.
+    # (the summed count of the executemany) every claim was still held, and when it counts
+    # none, none was: no query needed (the query cannot tell a row written now from one
+    # this worker wrote before).
     ids = [o.message.id for o in outcomes]
     rowcount = getattr(written, "rowcount", -1)
-    if session.get_bind().dialect.supports_sane_multi_rowcount and rowcount == len(ids):
-        return set(ids)
+    if session.get_bind().dialect.supports_sane_multi_rowcount and rowcount in (0, len(ids)):
+        return set(ids) if rowcount else set()
     return set(
         session.scalars(
             select(m.id).where(

@@ -76,7 +76,7 @@ def worker(
     """A dispatch worker: claims due messages and sends them (run as many as you like)."""
     from meterline.cli import _runtime
     from meterline.logs import configure_logging
-    from meterline.services.dispatch import Dispatcher, dispatch_settings, drain
+    from meterline.services.dispatch import Dispatcher, dispatch_settings, drain, run_loop
 
     rt = _runtime()
     configure_logging(rt.settings.log_json, rt.settings.log_level)
@@ -85,12 +85,10 @@ def worker(
         report = drain(dispatcher)
         typer.echo(json.dumps(vars(report)))
         return
-    import asyncio
-
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    asyncio.run(dispatcher.run(stop))
+    run_loop(dispatcher.run(stop))
     rt.close()
 
 

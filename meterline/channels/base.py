@@ -30,6 +30,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Union, get_args, get_origin
 
+import aiohttp
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationInfo, field_validator
 
@@ -166,6 +167,22 @@ def transport_error_result(exc: httpx.TransportError, timeout_s: float) -> SendR
     )
 
 
+def aiohttp_error_result(exc: aiohttp.ClientError | TimeoutError, timeout_s: float) -> SendResult:
+    """As transport_error_result, for a send made with aiohttp directly (Channel.aio)."""
+    if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError is one too
+        return SendResult(
+            Outcome.retry,
+            error_code="timeout",
+            error_text=f"provider did not answer within {timeout_s:g} s ({type(exc).__name__})",
+        )
+    detail = str(exc) or type(exc).__name__
+    return SendResult(
+        Outcome.retry,
+        error_code="connection",
+        error_text=f"could not reach the provider: {type(exc).__name__}: {detail}",
+    )
+
+
 class ChannelConfig(BaseModel):
     """Base of every channel's configuration: unknown keys are refused, not ignored.
 
@@ -287,6 +304,10 @@ class Channel:
     address_kind: ClassVar[str] = "phone"
     Config: ClassVar[type[ChannelConfig]]
     ERRORS: ClassVar[Mapping[str, Outcome]] = {}
+    # The dispatcher's aiohttp session (the connection pool its httpx client sends through
+    # too), handed over by build_channel. An adapter on the hot path may post with it
+    # directly and skip httpx's per-request objects (sms_http does); None elsewhere.
+    aio: aiohttp.ClientSession | None = None
 
     def __init__(self, config: ChannelConfig, http: httpx.AsyncClient | None = None) -> None:
         self.config = config

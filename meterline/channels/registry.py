@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import httpx
 from pydantic import ValidationError
 
@@ -56,7 +57,10 @@ def describe_validation_error(error: ValidationError) -> str:
 
 
 def build_channel(
-    type_name: str, config: Mapping[str, Any], http: httpx.AsyncClient | None = None
+    type_name: str,
+    config: Mapping[str, Any],
+    http: httpx.AsyncClient | None = None,
+    aio: aiohttp.ClientSession | None = None,
 ) -> Channel:
     """A ready channel from its type name and stored settings (``env:NAME`` secrets resolved).
 
@@ -70,4 +74,6 @@ def build_channel(
         raise ChannelConfigError(
             f"{type_name} channel settings are invalid: {describe_validation_error(exc)}"
         ) from None
-    return cls(parsed, http)
+    channel = cls(parsed, http)
+    channel.aio = aio
+    return channel

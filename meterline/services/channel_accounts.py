@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -112,9 +113,13 @@ def list_channel_accounts(session: Session, tenant_id: int) -> list[ChannelAccou
     )
 
 
-def channel_for(account: ChannelAccount, http: httpx.AsyncClient | None) -> Channel:
+def channel_for(
+    account: ChannelAccount,
+    http: httpx.AsyncClient | None,
+    aio: aiohttp.ClientSession | None = None,
+) -> Channel:
     """The adapter for an account (raises ChannelConfigError if its settings went bad)."""
-    return build_channel(account.type_name, dict(account.config or {}), http)
+    return build_channel(account.type_name, dict(account.config or {}), http, aio)
 
 
 def public_view(account: ChannelAccount) -> dict[str, Any]:

@@ -18,10 +18,10 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
@@ -46,10 +46,22 @@ from meterline.store.contact_details import contact_details
 from meterline.store.models import ChannelAccount, Message, Tenant
 
 log = structlog.get_logger("meterline.dispatch")
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on uvloop when it is installed: per request the dispatcher's event loop
+    schedules callbacks, timers and socket reads, which uvloop does in C."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def worker_name() -> str:
@@ -122,6 +134,7 @@ class Dispatcher:
         self.pushed = PushedStatus(self.sessions, self.clock, self.settings.claim_seconds * 2)
         self._tenants: dict[int, _TenantRules] = {}
         self._http: httpx.AsyncClient | None = None
+        self._aio: aiohttp.ClientSession | None = None
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -163,15 +176,24 @@ class Dispatcher:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._aio is not None:
+            await self._aio.close()
+            self._aio = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        """One connection pool for every adapter: httpx ones through httpx-aiohttp, and
+        the lean ones (Channel.aio) directly."""
+        if self._aio is None:
+            limit = self.settings.concurrency
+            self._aio = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=limit, limit_per_host=limit),
+                cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps its own; providers set none
+            )
+        return self._aio
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            limit = self.settings.concurrency
-            transport = AiohttpTransport(
-                client=lambda: aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
-                )
-            )
+            transport = AiohttpTransport(client=self._session())
             self._http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0))
         return self._http
 
@@ -227,7 +249,7 @@ class Dispatcher:
         if cached:  # settings changed: the old adapter is closed at the next round's start
             self._stale[account.id] = cached[1]
         try:
-            channel = channel_for(account, self._client())
+            channel = channel_for(account, self._client(), self._session())
         except ChannelConfigError as exc:
             return exc
         self._channels[account.id] = (settings, channel)
@@ -538,7 +560,7 @@ class DispatcherThread:
         self._thread.start()
 
     def _main(self) -> None:
-        asyncio.run(self.dispatcher.run(self._stop))
+        run_loop(self.dispatcher.run(self._stop))
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -561,5 +583,5 @@ def drain(dispatcher: Dispatcher, *, timeout: float = 30.0) -> RoundReport:
         finally:
             await dispatcher.aclose()
 
-    asyncio.run(loop())
+    run_loop(loop())
     return total

@@ -23,6 +23,7 @@ from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from meterline.domain.enums import MessageStatus
+from meterline.store import outbox_bulk
 from meterline.store.models import ChannelAccount, Message, MessageEvent
 
 MESSAGES = cast(Table, Message.__table__)
@@ -200,6 +201,77 @@ def record(
     """Write the outcomes still covered by this worker's claim; returns their ids."""
     if not outcomes:
         return set()
+    bulk = outbox_bulk.supported(session)
+    timed = [o for o in outcomes if not bulk or o.due_at is not None or o.fallback_at is not None]
+    mine = _record_timed(session, worker, now, timed) if timed else set()
+    if len(timed) < len(outcomes):  # the rest in one statement (store.outbox_bulk)
+        rows = []
+        for o in outcomes:
+            if o.due_at is not None or o.fallback_at is not None:
+                continue
+            s = o.status
+            rows.append(
+                (
+                    o.message.id,
+                    str(s),
+                    o.provider_message_id,
+                    o.error_code,
+                    o.error_text[:1000] if o.error_text else None,
+                    str(o.credit_state or o.message.credit_state),
+                    o.attempts_delta,
+                    s in (MessageStatus.sent, MessageStatus.delivered),
+                    s is MessageStatus.delivered,
+                    s is MessageStatus.failed,
+                )
+            )
+        mine |= outbox_bulk.update(session, worker=worker, now=now, rows=rows)
+    written = [o for o in outcomes if o.message.id in mine]
+    if bulk:
+        outbox_bulk.insert_events(
+            session,
+            worker=worker,
+            now=now,
+            rows=[
+                (
+                    o.message.tenant_id,
+                    o.message.id,
+                    o.event,
+                    str(o.status),
+                    o.message.attempts,
+                    o.message.channel_account_id,
+                    o.provider_message_id,
+                    o.error_code,
+                    o.error_text[:1000] if o.error_text else None,
+                )
+                for o in written
+            ],
+        )
+    elif written:
+        events = [
+            {
+                "tenant_id": o.message.tenant_id,
+                "message_id": o.message.id,
+                "at": now,
+                "event": o.event,
+                "status": str(o.status),
+                "attempt": o.message.attempts,
+                "channel_account_id": o.message.channel_account_id,
+                "provider_message_id": o.provider_message_id,
+                "error_code": o.error_code,
+                "error_text": o.error_text[:1000] if o.error_text else None,
+                "worker": worker,
+            }
+            for o in written
+        ]
+        session.execute(insert(EVENTS), events)
+    return mine
+
+
+def _record_timed(
+    session: Session, worker: str, now: datetime, outcomes: Sequence[Outcome]
+) -> set[int]:
+    """Outcomes with times of their own (a retry's due_at, a fallback timer): one
+    parameter set each."""
     params: list[dict[str, Any]] = []
     for o in outcomes:
         s = o.status
@@ -221,36 +293,23 @@ def record(
                 "_now": now,
             }
         )
-    session.execute(_RECORD, params)
+    written = session.execute(_RECORD, params)
     # Which rows this worker really wrote: the status it wrote and still its name on it.
+    # Each id matches at most one row, so when the driver counts as many rows as outcomes
+    # (the summed count of the executemany) every claim was still held, and when it counts
+    # none, none was: no query needed (the query cannot tell a row written now from one
+    # this worker wrote before).
     ids = [o.message.id for o in outcomes]
-    mine = set(
+    rowcount = getattr(written, "rowcount", -1)
+    if session.get_bind().dialect.supports_sane_multi_rowcount and rowcount in (0, len(ids)):
+        return set(ids) if rowcount else set()
+    return set(
         session.scalars(
             select(m.id).where(
                 m.id.in_(ids), m.claimed_by == worker, m.status != MessageStatus.sending
             )
         )
     )
-    events = [
-        {
-            "tenant_id": o.message.tenant_id,
-            "message_id": o.message.id,
-            "at": now,
-            "event": o.event,
-            "status": str(o.status),
-            "attempt": o.message.attempts,
-            "channel_account_id": o.message.channel_account_id,
-            "provider_message_id": o.provider_message_id,
-            "error_code": o.error_code,
-            "error_text": o.error_text[:1000] if o.error_text else None,
-            "worker": worker,
-        }
-        for o in outcomes
-        if o.message.id in mine
-    ]
-    if events:
-        session.execute(insert(EVENTS), events)
-    return mine
 
 
 def due_accounts(session: Session, now: datetime) -> list[int]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 
@@ -62,14 +64,41 @@ def message(
     )
 
 
-def channel(http: httpx.AsyncClient | None, **config: Any) -> SmsHttpChannel:
-    built = build_channel("sms_http", config, http)
+# Every test runs twice: through httpx (how other callers build the adapter) and through
+# an aiohttp session handed over as Channel.aio (the dispatcher's lean path).
+_CLIENT = {"kind": "httpx"}
+
+
+@pytest.fixture(autouse=True, params=["httpx", "aiohttp"])
+def client_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    _CLIENT["kind"] = request.param
+    yield request.param
+    _CLIENT["kind"] = "httpx"
+
+
+@asynccontextmanager
+async def client() -> AsyncIterator[httpx.AsyncClient | aiohttp.ClientSession]:
+    if _CLIENT["kind"] == "aiohttp":
+        async with aiohttp.ClientSession() as session:
+            yield session
+    else:
+        async with httpx.AsyncClient() as http:
+            yield http
+
+
+def channel(
+    http: httpx.AsyncClient | aiohttp.ClientSession | None, **config: Any
+) -> SmsHttpChannel:
+    if isinstance(http, aiohttp.ClientSession):
+        built = build_channel("sms_http", config, None, http)
+    else:
+        built = build_channel("sms_http", config, http)
     assert isinstance(built, SmsHttpChannel)
     return built
 
 
 async def send(config: dict[str, Any], msg: OutboundMessage | None = None) -> SendResult:
-    async with httpx.AsyncClient() as http:
+    async with client() as http:
         return await channel(http, **config).send(msg or message())
 
 
@@ -183,7 +212,7 @@ async def test_403_is_a_config_error_too(gw: GatewayStandin) -> None:
 
 
 async def test_the_gateway_dedupes_on_our_reference(gw: GatewayStandin) -> None:
-    async with httpx.AsyncClient() as http:
+    async with client() as http:
         sms = channel(http, url=gw.sms_url)
         first = await sms.send(message("msg-42"))
         again = await sms.send(message("msg-42"))
@@ -205,7 +234,7 @@ async def test_the_gateway_dedupes_on_our_reference(gw: GatewayStandin) -> None:
 
 async def test_a_late_answer_is_retried_and_the_resend_is_a_duplicate(gw: GatewayStandin) -> None:
     gw.slow(1.0, times=1)  # the gateway takes the message, then answers too late
-    async with httpx.AsyncClient() as http:
+    async with client() as http:
         sms = channel(http, url=gw.sms_url, timeout_s=0.2)
         late = await sms.send(message("msg-7"))
         resend = await sms.send(message("msg-7"))
@@ -238,7 +267,7 @@ async def test_429_without_retry_after_and_without_a_body_code(gw: GatewayStandi
 
 async def test_5xx_is_retried_until_the_gateway_recovers(gw: GatewayStandin) -> None:
     gw.fail_next(2)
-    async with httpx.AsyncClient() as http:
+    async with client() as http:
         sms = channel(http, url=gw.sms_url)
         results = [await sms.send(message()) for _ in range(3)]
     assert [r.outcome for r in results] == [Outcome.retry, Outcome.retry, Outcome.accepted]
@@ -252,7 +281,8 @@ async def test_a_refused_connection_is_retried() -> None:
     result = await send({"url": f"http://127.0.0.1:{free_port()}/sms"})
     assert result.outcome is Outcome.retry
     assert result.error_code == "connection"
-    assert result.error_text is not None and "ConnectError" in result.error_text
+    text = result.error_text or ""
+    assert "ConnectError" in text or "ClientConnectorError" in text, text
 
 
 @pytest.mark.parametrize(
@@ -327,7 +357,7 @@ async def test_a_query_secret_rides_in_the_callback_url_we_hand_over(gw: Gateway
         "callback_secret_in": "query",
         "callback_secret_name": "key",
     }
-    async with httpx.AsyncClient() as http:
+    async with client() as http:
         sms = channel(http, **config)
         sent = await sms.send(message(callback_url=gw.inbox_url("dlr") + "?account=7"))
     assert sent.outcome is Outcome.accepted
@@ -540,3 +570,24 @@ def test_secrets_never_show_in_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
     for text in (repr(sms), repr(sms.config), str(sms.config), sms.config.model_dump_json()):
         for secret in (TOKEN, "basic-pw-1", "body-key-2", SECRET):
             assert secret not in text
+
+
+async def test_a_moved_gateway_is_reported_not_followed(gw: GatewayStandin) -> None:
+    from aiohttp import web
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently(location=gw.sms_url)
+
+    app = web.Application()
+    app.router.add_post("/sms", moved)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", free_port())
+    await site.start()
+    try:
+        result = await send({"url": f"{site.name}/sms"})
+    finally:
+        await runner.cleanup()
+    assert (result.outcome, result.error_code) == (Outcome.give_up, "http_301")
+    assert result.error_text is not None and f"(to {gw.sms_url}:" in result.error_text
+    assert gw.stats()["sent"] == 0

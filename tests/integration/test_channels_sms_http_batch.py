@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import aiohttp
 import httpx
 import pytest
 
@@ -19,8 +20,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(params=["httpx", "aiohttp"])
+def via(request: pytest.FixtureRequest) -> str:
+    """Through httpx, or an aiohttp session handed over as Channel.aio (the dispatcher's)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def gw() -> Iterator[GatewayStandin]:
+def gw(via: str) -> Iterator[GatewayStandin]:
+    SEND_VIA["kind"] = via
     with GatewayStandin() as standin:
         yield standin
 
@@ -39,9 +47,18 @@ def msgs(n: int, start: int = 0) -> list[OutboundMessage]:
     ]
 
 
+SEND_VIA = {"kind": "httpx"}
+
+
 async def send_batch(gw: GatewayStandin, messages: list[OutboundMessage], **config: object):
+    settings = {"url": gw.sms_url, "batch_size": 50, **config}
+    if SEND_VIA["kind"] == "aiohttp":
+        async with aiohttp.ClientSession() as session:
+            channel = build_channel("sms_http", settings, None, session)
+            assert channel.max_batch == 50
+            return await channel.send_batch(messages)
     async with httpx.AsyncClient() as http:
-        channel = build_channel("sms_http", {"url": gw.sms_url, "batch_size": 50, **config}, http)
+        channel = build_channel("sms_http", settings, http)
         assert channel.max_batch == 50
         return await channel.send_batch(messages)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -136,6 +137,14 @@ def secrets_equal(presented: str | bytes | None, expected: SecretStr | str | Non
         return False
     got = presented if isinstance(presented, bytes) else presented.encode()
     return hmac.compare_digest(got, want.encode())
+
+
+def http_url(value: str) -> str:
+    """A provider address from a channel's settings, checked: http(s) with a host."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
 
 
 def parse_retry_after(value: str | None) -> float | None:

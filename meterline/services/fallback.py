@@ -35,6 +35,9 @@ from meterline.store.outbox import EVENTS
 
 log = structlog.get_logger("meterline.fallback")
 
+# The message event a move to the next step records (reports count fallbacks by it).
+FALLBACK_EVENT = "fallback"
+
 
 class _Unusable(Exception):
     """This step cannot carry the message (its reason is shown in the history)."""
@@ -246,7 +249,7 @@ def move_on(
             session,
             message,
             now,
-            "fallback",
+            FALLBACK_EVENT,
             status=str(message.status),
             code=code,
             text=note,

@@ -22,6 +22,8 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from meterline.domain.enums import CreditState, MessageStatus
+from meterline.services.fallback import FALLBACK_EVENT
+from meterline.services.payments import CANCELLED_CODE
 from meterline.store.models import (
     Message,
     MessageEvent,
@@ -30,9 +32,6 @@ from meterline.store.models import (
     ReminderItem,
     ReminderRun,
 )
-
-CANCELLED = "cancelled"
-FALLBACK_EVENT = "fallback"
 
 
 @dataclass
@@ -119,7 +118,7 @@ def _aggregate(rows: Iterable[Any], key_of: Callable[[Any], Hashable]) -> dict[H
         if status is MessageStatus.read or read_at is not None:
             r.read += 1
         if status is MessageStatus.failed:
-            if error == CANCELLED:
+            if error == CANCELLED_CODE:
                 r.cancelled += 1
             else:
                 r.failed += 1

@@ -414,17 +414,6 @@ def run_schedule(
     return runs
 
 
-def list_runs(session: Session, tenant_id: int, limit: int = 50) -> list[ReminderRun]:
-    return list(
-        session.scalars(
-            select(ReminderRun)
-            .where(ReminderRun.tenant_id == tenant_id)
-            .order_by(ReminderRun.created_at.desc(), ReminderRun.id.desc())
-            .limit(limit)
-        )
-    )
-
-
 def run_view(run: ReminderRun) -> dict[str, Any]:
     return {
         "id": run.id,

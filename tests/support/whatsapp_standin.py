@@ -38,17 +38,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 
 from tests.support.gateway_standin import (
     Receive,
     Scope,
     Send,
     _answer,
-    _bind,
     _headers,
-    _uvicorn_config,
 )
+from tests.support.threaded_server import ThreadedServer
 
 PHONE_NUMBER_ID = "106540352242922"
 DISPLAY_NUMBER = "15550783881"
@@ -261,8 +259,7 @@ class WhatsAppStandin:
         self.read_receipts = True
         self.pending: list[_Pending] = []
         self._ids = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         self.url = ""
 
     @property
@@ -525,27 +522,14 @@ class WhatsAppStandin:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> WhatsAppStandin:
-        sock = _bind(self.host, 0)
-        port = sock.getsockname()[1]
-        self.url = f"http://{self.host}:{port}"
-        self._server = uvicorn.Server(_uvicorn_config(self, self.host, port))  # type: ignore[arg-type]
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="wa-standin", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("WhatsApp stand-in did not start")
-            time.sleep(0.005)
+        self._server = ThreadedServer(self, host=self.host, name="wa-standin").start()
+        self.url = self._server.url
         return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+        if self._server is not None:
+            self._server.stop()
         self._server = None
-        self._thread = None
 
     def __enter__(self) -> WhatsAppStandin:
         return self.start()

@@ -9,11 +9,10 @@ speaks to all of them.
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from meterline.channels.base import ChannelConfig, Outcome
+from meterline.channels.base import ChannelConfig, Outcome, http_url
 
 ErrorMeaning = Literal["retry", "fallback", "give_up"]
 # "ignore": an interim status (queued, scheduled) that moves nothing forward.
@@ -115,10 +114,7 @@ class SmsHttpConfig(ChannelConfig):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        return value
+        return http_url(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> SmsHttpConfig:

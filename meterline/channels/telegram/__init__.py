@@ -25,7 +25,6 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field, SecretStr, field_validator
@@ -37,6 +36,7 @@ from meterline.channels.base import (
     OutboundMessage,
     Outcome,
     SendResult,
+    http_url,
     redact,
     transport_error_result,
 )
@@ -110,10 +110,7 @@ class TelegramConfig(ChannelConfig):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        return value.rstrip("/")
+        return http_url(value).rstrip("/")
 
 
 class TelegramChannel(Channel):

@@ -36,6 +36,7 @@ from meterline.channels.base import (
     Outcome,
     SendResult,
     StatusUpdate,
+    http_url,
     parse_retry_after,
     redact,
     secrets_equal,
@@ -139,10 +140,7 @@ class TwilioConfig(ChannelConfig):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        return value.rstrip("/")
+        return http_url(value).rstrip("/")
 
     @model_validator(mode="after")
     def _has_sender(self) -> TwilioConfig:

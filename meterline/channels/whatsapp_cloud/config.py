@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from meterline.channels.base import ChannelConfig
+from meterline.channels.base import ChannelConfig, http_url
 from meterline.domain.enums import LANGUAGES
 from meterline.domain.notification_kinds import UnknownKind, kind_spec
 from meterline.domain.templates import LocaleContext
@@ -86,10 +85,7 @@ class WhatsAppCloudConfig(ChannelConfig):
     @field_validator("graph_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        return value.rstrip("/")
+        return http_url(value).rstrip("/")
 
     @field_validator("templates")
     @classmethod

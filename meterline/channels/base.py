@@ -160,9 +160,9 @@ def parse_retry_after(value: str | None) -> float | None:
     return seconds
 
 
-def transport_error_result(exc: httpx.TransportError, timeout_s: float) -> SendResult:
+def _no_answer(exc: BaseException, timed_out: bool, timeout_s: float) -> SendResult:
     """A send that got no HTTP answer: always worth another try (the reference dedupes)."""
-    if isinstance(exc, httpx.TimeoutException):
+    if timed_out:
         return SendResult(
             Outcome.retry,
             error_code="timeout",
@@ -174,22 +174,17 @@ def transport_error_result(exc: httpx.TransportError, timeout_s: float) -> SendR
         error_code="connection",
         error_text=f"could not reach the provider: {type(exc).__name__}: {detail}",
     )
+
+
+def transport_error_result(exc: httpx.TransportError, timeout_s: float) -> SendResult:
+    """A send through httpx that got no answer."""
+    return _no_answer(exc, isinstance(exc, httpx.TimeoutException), timeout_s)
 
 
 def aiohttp_error_result(exc: aiohttp.ClientError | TimeoutError, timeout_s: float) -> SendResult:
     """As transport_error_result, for a send made with aiohttp directly (Channel.aio)."""
-    if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError is one too
-        return SendResult(
-            Outcome.retry,
-            error_code="timeout",
-            error_text=f"provider did not answer within {timeout_s:g} s ({type(exc).__name__})",
-        )
-    detail = str(exc) or type(exc).__name__
-    return SendResult(
-        Outcome.retry,
-        error_code="connection",
-        error_text=f"could not reach the provider: {type(exc).__name__}: {detail}",
-    )
+    # aiohttp's ServerTimeoutError is a TimeoutError too.
+    return _no_answer(exc, isinstance(exc, TimeoutError), timeout_s)
 
 
 class ChannelConfig(BaseModel):

@@ -42,6 +42,7 @@ from meterline.services.channel_accounts import default_account
 from meterline.services.errors import NotFound, ServiceError
 from meterline.services.message_templates import TemplateBook
 from meterline.services.routes import tenant_routes
+from meterline.store.ledger_writes import MessageRow
 from meterline.store.models import (
     Account,
     Consumer,
@@ -88,7 +89,7 @@ class Queued:
     due_at: datetime | None
 
     @classmethod
-    def of(cls, message: Message, *, created: bool) -> Queued:
+    def of(cls, message: Message | MessageRow, *, created: bool) -> Queued:
         return cls(
             message_id=message.id,
             created=created,

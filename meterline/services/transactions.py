@@ -445,15 +445,4 @@ def _checked(r: TransactionRequest) -> TransactionRequest:
 
 
 def _queued(message: lw.MessageRow | None, created: bool) -> Queued | None:
-    if message is None:
-        return None
-    return Queued(
-        message_id=message.id,
-        created=created,
-        status=message.status,
-        medium=message.medium,
-        segments=message.segments,
-        encoding=message.encoding,
-        cost_minor=message.cost_minor,
-        due_at=message.due_at,
-    )
+    return None if message is None else Queued.of(message, created=created)

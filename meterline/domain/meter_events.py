@@ -13,7 +13,7 @@ event and keeps going, so one broken line never costs the rest of its batch.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -303,6 +303,38 @@ def parse_event(
 
 
 _DECODER = json.JSONDecoder(parse_float=Decimal)  # one decoder: json.loads builds one a call
+_SCAN = _DECODER.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__
+
+
+def _decode_one(item: bytes | str | Mapping[str, Any]) -> Sequence[Any]:
+    """The objects one item stands for: itself (a mapping), its JSON object, the elements
+    of its JSON array, nothing (a blank text) or an `EventRejected` (not JSON)."""
+    kind = type(item)
+    # Exact types first: an ABC check costs more than the rest of this function.
+    if kind is not bytes and kind is not str and isinstance(item, Mapping):
+        return (item,)
+    try:
+        text = item.decode("utf-8") if isinstance(item, bytes | bytearray) else item
+    except UnicodeDecodeError:
+        return (EventRejected("not UTF-8 text"),)
+    assert isinstance(text, str)
+    if not text.strip():
+        return ()
+    if text[:1] == "{" and text[-1:] == "}":
+        # One object, nothing around it (an NDJSON line as producers write it): the
+        # scanner alone, without decode()'s whitespace passes; anything else, and any
+        # error (for its message), goes through decode().
+        try:
+            obj, end = _SCAN(text, 0)
+        except (StopIteration, ValueError):
+            end = -1
+        if end == len(text):
+            return (obj,)
+    try:
+        obj = _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        return (EventRejected(f"not JSON ({exc.msg} at column {exc.colno})"),)
+    return obj if isinstance(obj, list) else (obj,)
 
 
 def decode_items(items: Iterable[bytes | str | Mapping[str, Any]]) -> Iterator[tuple[int, Any]]:
@@ -314,45 +346,12 @@ def decode_items(items: Iterable[bytes | str | Mapping[str, Any]]) -> Iterator[t
     texts are counted as lines (so NDJSON line numbers match the file) and skipped.
     """
     line = 0
-    decode = _DECODER.decode
-    scan = _DECODER.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__
     for item in items:
         line += 1
-        kind = type(item)
-        text: str
-        # Exact types first: an ABC check costs more than the rest of this loop.
-        if kind is not bytes and kind is not str and isinstance(item, Mapping):
-            yield line, item
-            continue
-        try:
-            text = item.decode("utf-8") if isinstance(item, bytes | bytearray) else item  # type: ignore[assignment]
-        except UnicodeDecodeError:
-            yield line, EventRejected("not UTF-8 text")
-            continue
-        if not text.strip():
-            continue
-        if text[:1] == "{" and text[-1:] == "}":
-            # One object, nothing around it (an NDJSON line as producers write it): the
-            # scanner alone, without decode()'s whitespace passes; anything else, and any
-            # error (for its message), goes through decode().
-            try:
-                obj, end = scan(text, 0)
-            except (StopIteration, ValueError):
-                end = -1
-            if end == len(text):
-                yield line, obj
-                continue
-        try:
-            obj = decode(text)
-        except json.JSONDecodeError as exc:
-            yield line, EventRejected(f"not JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if isinstance(obj, list):
-            for n, element in enumerate(obj):
-                yield line + n, element
-            line += max(len(obj) - 1, 0)
-        else:
-            yield line, obj
+        objects = _decode_one(item)
+        for n, obj in enumerate(objects):
+            yield line + n, obj
+        line += max(len(objects) - 1, 0)
 
 
 def parse_batch(
@@ -361,17 +360,46 @@ def parse_batch(
     now: datetime,
     max_skew: timedelta = timedelta(minutes=5),
 ) -> ParsedBatch:
-    """Every event of a batch, parsed; the bad ones become `LineError`s with their line."""
+    """Every event of a batch, parsed; the bad ones become `LineError`s with their line
+    (numbered as `decode_items` does).
+
+    A JSON text goes first through the msgspec fast path (`meter_wire.fast_event`); one
+    that is not in the clean form it takes, bad ones included, through the general path
+    here, which words the reason.
+    """
+    from meterline.domain.meter_wire import fast_event  # it imports this module
+
     events: list[tuple[int, MeterEvent]] = []
     errors: list[LineError] = []
     times: dict[str, datetime] = {}
-    for line, obj in decode_items(items):
-        if isinstance(obj, EventRejected):
-            errors.append(LineError(line, str(obj)))
-            continue
-        try:
-            events.append((line, parse_event(obj, now=now, max_skew=max_skew, times=times)))
-        except EventRejected as exc:
-            meter = obj.get("meter") if isinstance(obj, Mapping) else None
-            errors.append(LineError(line, str(exc), meter if isinstance(meter, str) else None))
+
+    def at_of(text: str) -> datetime | None:
+        at = times.get(text)
+        if at is None:
+            try:
+                at = times[text] = _time(text)
+            except EventRejected:
+                return None
+        return at
+
+    line = 0
+    for item in items:
+        line += 1
+        kind = type(item)
+        if kind is bytes or kind is str:
+            event = fast_event(item, at_of, now=now, max_skew=max_skew)  # type: ignore[arg-type]
+            if event is not None:
+                events.append((line, event))
+                continue
+        objects = _decode_one(item)
+        for n, obj in enumerate(objects, start=line):
+            if isinstance(obj, EventRejected):
+                errors.append(LineError(n, str(obj)))
+                continue
+            try:
+                events.append((n, parse_event(obj, now=now, max_skew=max_skew, times=times)))
+            except EventRejected as exc:
+                meter = obj.get("meter") if isinstance(obj, Mapping) else None
+                errors.append(LineError(n, str(exc), meter if isinstance(meter, str) else None))
+        line += max(len(objects) - 1, 0)
     return ParsedBatch(events, errors)

@@ -20,6 +20,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+import msgspec
+
 from meterline.domain.enums import Service
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "decode_items",
     "parse_batch",
     "parse_event",
+    "parse_time",
     "unit_fits",
 ]
 
@@ -73,10 +76,14 @@ class EventRejected(ValueError):
     """This event cannot be used; the message says which field and why."""
 
 
-@dataclass(slots=True)  # not frozen: a frozen init costs a setattr call per field
-class MeterEvent:
+class MeterEvent(msgspec.Struct, gc=False):
     """One checked event (treat it as immutable). Only the fields of its type are set;
-    times are aware UTC."""
+    times are aware UTC.
+
+    A msgspec struct rather than a dataclass: it builds faster, and ``gc=False`` keeps a
+    batch's thousands of events out of the cyclic garbage collector's passes (they were
+    a tenth of ingest's CPU); its fields are plain values, so it can never be in a cycle.
+    """
 
     type: EventType
     meter: str
@@ -157,7 +164,8 @@ def _text(
     return value
 
 
-def _time(value: Any) -> datetime:
+def parse_time(value: Any) -> datetime:
+    """An event time (ISO 8601 with an offset) as aware UTC; `EventRejected` if it is not."""
     if _blank(value):
         raise EventRejected("at: missing")
     if not isinstance(value, str):
@@ -252,7 +260,7 @@ def parse_event(
     raw_at = obj.get("at")
     at = times.get(raw_at) if times is not None and type(raw_at) is str else None
     if at is None:
-        at = _time(raw_at)
+        at = parse_time(raw_at)
         if times is not None and type(raw_at) is str:
             times[raw_at] = at
     if at > now + max_skew:
@@ -372,22 +380,14 @@ def parse_batch(
     events: list[tuple[int, MeterEvent]] = []
     errors: list[LineError] = []
     times: dict[str, datetime] = {}
-
-    def at_of(text: str) -> datetime | None:
-        at = times.get(text)
-        if at is None:
-            try:
-                at = times[text] = _time(text)
-            except EventRejected:
-                return None
-        return at
+    latest = now + max_skew
 
     line = 0
     for item in items:
         line += 1
         kind = type(item)
         if kind is bytes or kind is str:
-            event = fast_event(item, at_of, now=now, max_skew=max_skew)  # type: ignore[arg-type]
+            event = fast_event(item, times, latest)  # type: ignore[arg-type]
             if event is not None:
                 events.append((line, event))
                 continue

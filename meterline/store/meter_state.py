@@ -90,14 +90,16 @@ PG_TYPES = {
     "recharges": "integer",
     "recharged_minor": "bigint",
 }
+# Not read back by ensure_and_load (see there): the values of streams, not their times.
+NOT_READ = frozenset({"reading_value", "reading_unit", "demand_kw", "power_state", "relay_state"})
 TIMES = frozenset(c for c in STATE_COLUMNS if c.endswith("_at") or c == "last_seen")
 DECIMALS = frozenset({"reading_value", "demand_kw"})
 BOOLS = frozenset({"zero_open", "overload_open"})
 
 # (meter id, serial, kind, account id, account number, consumer id, sanctioned kW,
-#  account's low-balance threshold, {state column: value})
+#  account's low-balance threshold, state values in STATE_COLUMNS order)
 StateRow = tuple[
-    int, str, str, int | None, str | None, int | None, Decimal | None, int | None, dict[str, Any]
+    int, str, str, int | None, str | None, int | None, Decimal | None, int | None, tuple[Any, ...]
 ]
 
 
@@ -134,10 +136,39 @@ def _read_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _read_tamper(value: Any) -> dict[str, tuple[bool, datetime]]:
+    """The tamper column ({code: [active, ISO time]}) as the rules hold it."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = json.loads(value)
+    return {code: (bool(v[0]), datetime.fromisoformat(v[1])) for code, v in value.items()}
+
+
+def _state_sql(pg: bool, match: str, mark: str, *, outer: bool) -> str:
+    # The value-only columns come back as NULL: see NOT_READ.
+    cols = ", ".join("NULL" if c in NOT_READ else f"s.{c}" for c in STATE_COLUMNS)
+    sql = (
+        "SELECT m.id, m.serial, m.kind, m.account_id, a.number, a.consumer_id,"
+        f" a.sanctioned_load_kw, a.low_balance_minor, s.meter_id, {cols}"
+        f" FROM meters m {'LEFT JOIN' if outer else 'JOIN'} meter_states s ON s.meter_id = m.id"
+        " LEFT JOIN accounts a ON a.id = m.account_id"
+        f" WHERE m.tenant_id = {mark} AND {match}"
+    )
+    # SQLite: no ORDER BY (a sort of the batch for nothing; the caller keys by serial).
+    return sql + " ORDER BY m.id FOR UPDATE OF s" if pg else sql
+
+
 def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) -> list[StateRow]:
     """The tenant's meters among `serials` with their accounts and states, each state row
     created if missing; on PostgreSQL the states are locked (in meter id order) until the
-    transaction ends, so concurrent batches for one meter apply one after the other."""
+    transaction ends, so concurrent batches for one meter apply one after the other.
+
+    Each state is a tuple in `STATE_COLUMNS` order (the order of `MeterState`'s fields),
+    times aware UTC, ``tamper`` as {code: (active, time)}. The columns in `NOT_READ` are
+    None: the rules compare only their stream's time, and ingest writes a stream's values
+    only from the event that moved it, so reading them back would be wasted work.
+    """
     conn = session.connection()
     pg = _is_pg(session)
     param: Any
@@ -147,50 +178,54 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
     else:
         match, param = "m.serial IN (SELECT value FROM json_each(?))", json.dumps(list(serials))
         mark = "?"
-    conn.exec_driver_sql(
+    insert = (
         "INSERT INTO meter_states (meter_id, tenant_id, zero_open, over_count, overload_open)"
         f" SELECT m.id, m.tenant_id, {'false' if pg else '0'}, 0, {'false' if pg else '0'}"
         f" FROM meters m WHERE m.tenant_id = {mark} AND {match}"
-        " ORDER BY m.id ON CONFLICT DO NOTHING",  # one order: concurrent batches never deadlock
-        (tenant_id, param),
+        " ORDER BY m.id ON CONFLICT DO NOTHING"  # one order: concurrent batches never deadlock
     )
-    cols = ", ".join(f"s.{c}" for c in STATE_COLUMNS)
-    sql = (
-        "SELECT m.id, m.serial, m.kind, m.account_id, a.number, a.consumer_id,"
-        f" a.sanctioned_load_kw, a.low_balance_minor, {cols}"
-        " FROM meters m JOIN meter_states s ON s.meter_id = m.id"
-        " LEFT JOIN accounts a ON a.id = m.account_id"
-        f" WHERE m.tenant_id = {mark} AND {match} ORDER BY m.id"
-    )
-    if pg:
-        sql += " FOR UPDATE OF s"
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql, (tenant_id, param))
-        fetched = cursor.fetchall()
+        if pg:  # insert first, so that the SELECT ... FOR UPDATE locks every state
+            cursor.execute(insert, (tenant_id, param))
+            cursor.execute(_state_sql(pg, match, mark, outer=False), (tenant_id, param))
+            fetched = cursor.fetchall()
+        else:
+            # A write transaction on SQLite begins IMMEDIATE (store.db), so nobody writes
+            # in between: read first, and insert only when some meter has no state yet.
+            sql = _state_sql(pg, match, mark, outer=True)
+            cursor.execute(sql, (tenant_id, param))
+            fetched = cursor.fetchall()
+            if any(row[8] is None for row in fetched):
+                cursor.execute(insert, (tenant_id, param))
+                cursor.execute(sql, (tenant_id, param))
+                fetched = cursor.fetchall()
     finally:
         cursor.close()
-    # Converters by position, so a row is converted in one pass over its non-null values.
-    converters: dict[int, Any] = {STATE_COLUMNS.index(n): bool for n in BOOLS}
-    if not pg:
-        memo: dict[str, datetime | None] = {}  # the batch's states share many times
+    return _pg_rows(fetched) if pg else _sqlite_rows(fetched)
 
-        def read_time(value: str) -> datetime | None:
-            found = memo.get(value)
-            if found is None:
-                found = memo[value] = _read_sqlite_time(value)
-            return found
 
-        converters.update({STATE_COLUMNS.index(n): read_time for n in TIMES})
-        converters.update({STATE_COLUMNS.index(n): _read_decimal for n in DECIMALS})
-        converters[STATE_COLUMNS.index("tamper")] = _read_json
-    plan = list(converters.items())
+_TIME_AT = tuple(i for i, c in enumerate(STATE_COLUMNS) if c in TIMES and c not in NOT_READ)
+_BOOL_AT = tuple(i for i, c in enumerate(STATE_COLUMNS) if c in BOOLS)
+_TAMPER_AT = STATE_COLUMNS.index("tamper")
+
+
+def _sqlite_rows(fetched: list[Any]) -> list[StateRow]:
+    memo: dict[str, datetime] = {}  # the batch's states share many times
     out: list[StateRow] = []
     for row in fetched:
-        state = list(row[8:])
-        for i, fn in plan:
-            if state[i] is not None:
-                state[i] = fn(state[i])
+        state = list(row[9:])
+        for i in _TIME_AT:
+            text = state[i]
+            if text is not None:
+                at = memo.get(text)
+                if at is None:
+                    at = memo[text] = _read_sqlite_time(text)  # type: ignore[assignment]
+                state[i] = at
+        for i in _BOOL_AT:
+            state[i] = bool(state[i])
+        state[_TAMPER_AT] = _read_tamper(state[_TAMPER_AT])
+        kw = row[6]
         out.append(
             (
                 row[0],
@@ -199,11 +234,20 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
                 row[3],
                 row[4],
                 row[5],
-                _read_decimal(row[6]),
+                None if kw is None else _read_decimal(kw),
                 row[7],
-                dict(zip(STATE_COLUMNS, state, strict=True)),
+                tuple(state),
             )
         )
+    return out
+
+
+def _pg_rows(fetched: list[Any]) -> list[StateRow]:
+    out: list[StateRow] = []
+    for row in fetched:
+        state = list(row[9:])
+        state[_TAMPER_AT] = _read_tamper(state[_TAMPER_AT])
+        out.append((*row[:8], tuple(state)))  # type: ignore[arg-type]
     return out
 
 
@@ -302,9 +346,9 @@ USAGE_COLUMNS = (
 )
 
 
-def upsert_usage(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Fold each (meter, period, start) row into meter_usage: register low and high
-    water marks, highest demand, recharges added."""
+def upsert_usage(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Fold each row (values in `USAGE_COLUMNS` order) into meter_usage: register low and
+    high water marks, highest demand, recharges added."""
     if not rows:
         return
     pg = _is_pg(session)
@@ -317,9 +361,14 @@ def upsert_usage(session: Session, rows: list[dict[str, Any]]) -> None:
     def higher(c: str) -> str:
         return f"{high}(COALESCE(u.{c}, excluded.{c}), COALESCE(excluded.{c}, u.{c}))"
 
+    if pg:  # one statement: INSERT ... SELECT FROM unnest(one array per column)
+        values = " SELECT * FROM unnest(" + ", ".join(
+            f"%s::{_pg_type(c)}[]" for c in USAGE_COLUMNS
+        ) + ")"
+    else:
+        values = f" VALUES ({', '.join([mark] * len(USAGE_COLUMNS))})"
     sql = (
-        f"INSERT INTO meter_usage AS u ({', '.join(USAGE_COLUMNS)})"
-        f" VALUES ({', '.join([mark] * len(USAGE_COLUMNS))})"
+        f"INSERT INTO meter_usage AS u ({', '.join(USAGE_COLUMNS)}){values}"
         " ON CONFLICT (meter_id, period, start) DO UPDATE SET"
         f" reading_min = {lower('reading_min')},"
         f" reading_max = {higher('reading_max')},"
@@ -328,23 +377,32 @@ def upsert_usage(session: Session, rows: list[dict[str, Any]]) -> None:
         " recharges = u.recharges + excluded.recharges,"
         " recharged_minor = u.recharged_minor + excluded.recharged_minor"
     )
-    ordered = sorted(rows, key=lambda r: (r["meter_id"], r["period"], r["start"]))
-    if pg:  # one statement: INSERT ... SELECT FROM unnest(one array per column)
-        arrays = [[row[c] for row in ordered] for c in USAGE_COLUMNS]
-        sql = sql.replace(
-            f" VALUES ({', '.join([mark] * len(USAGE_COLUMNS))})",
-            " SELECT * FROM unnest("
-            + ", ".join(f"%s::{_pg_type(c)}[]" for c in USAGE_COLUMNS)
-            + ")",
-        )
-        session.connection().exec_driver_sql(sql, tuple(arrays))
+    ordered = sorted(rows, key=_usage_key)  # one order: concurrent batches never deadlock
+    if pg:
+        session.connection().exec_driver_sql(sql, tuple(map(list, zip(*ordered, strict=True))))
         return
+    days: dict[Any, str] = {}  # a batch has a day or two
     params = []
-    for row in ordered:
-        values = [row[c] for c in USAGE_COLUMNS]
-        if not pg:
-            values[2] = values[2].isoformat() if isinstance(values[2], date) else values[2]
-            for i in (4, 5, 7):
-                values[i] = float(values[i]) if values[i] is not None else None
-        params.append(tuple(values))
+    for meter_id, period, start, tenant_id, low_v, high_v, unit, kw, count, minor in ordered:
+        day = days.get(start)
+        if day is None:
+            day = days[start] = start.isoformat() if isinstance(start, date) else start
+        params.append(
+            (
+                meter_id,
+                period,
+                day,
+                tenant_id,
+                None if low_v is None else float(low_v),
+                None if high_v is None else float(high_v),
+                unit,
+                None if kw is None else float(kw),
+                count,
+                minor,
+            )
+        )
     session.connection().exec_driver_sql(sql, params)
+
+
+def _usage_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return row[:3]

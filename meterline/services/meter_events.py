@@ -10,7 +10,7 @@ HTTP (`POST /api/v1/events`), files (`meterline events load`) and MQTT all come 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -355,22 +355,7 @@ def _save_states(session: Session, meters: list[_Meter], now: datetime) -> None:
         columns = [name for kind in kinds for name in STREAM_COLUMNS[kind]]
         columns.append("last_seen")  # so at least two: attrgetter answers a tuple
         values_of = attrgetter(*columns)  # one C call per state instead of a getattr each
-        tamper_at = columns.index("tamper") if "tamper" in columns else None
-        rows: list[tuple[int, Sequence[Any]]] = []
-        for meter in members:
-            values: Sequence[Any] = values_of(meter.state)
-            if tamper_at is not None:
-                changed = list(values)
-                changed[tamper_at] = _tamper_json(meter.state)
-                values = changed
-            rows.append((meter.id, values))
-        save_states(session, columns, rows, now)
-
-
-def _tamper_json(state: MeterState) -> dict[str, list[Any]] | None:
-    if not state.tamper:
-        return None
-    return {code: [active, at.isoformat()] for code, (active, at) in state.tamper.items()}
+        save_states(session, columns, [(mt.id, values_of(mt.state)) for mt in members], now)
 
 
 class _Usage:

@@ -251,6 +251,25 @@ def _pg_rows(fetched: list[Any]) -> list[StateRow]:
     return out
 
 
+def _executemany(session: Session, sql: str, params: list[Any]) -> None:
+    """The driver's executemany, in the session's transaction (SQLAlchemy's would check
+    and copy every row first)."""
+    if not params:
+        return
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+    finally:
+        cursor.close()
+
+
+def _tamper_text(tamper: dict[str, tuple[bool, datetime]]) -> str | None:
+    """The tamper column's JSON ({code: [active, ISO time]}; NULL for none)."""
+    if not tamper:
+        return None
+    return json.dumps({code: [active, at.isoformat()] for code, (active, at) in tamper.items()})
+
+
 def save_states(
     session: Session,
     columns: Sequence[str],
@@ -258,48 +277,40 @@ def save_states(
     now: datetime,
 ) -> None:
     """Write `columns` of each (meter id, its values in the order of `columns`);
-    ``tamper`` is a JSON-able dict."""
+    ``tamper`` as the rules hold it ({code: (active, time)})."""
     pg = _is_pg(session)
     mark = "%s" if pg else "?"
     sets = ", ".join(f"{c} = {mark}" for c in (*columns, "updated_at"))
     sql = f"UPDATE meter_states SET {sets} WHERE meter_id = {mark}"
-    stamp: Any = now if pg else _sqlite_time(now)
-    convert: list[Any] = []
-    for name in columns:
-        if name == "tamper":
-            convert.append(json.dumps)
-        elif pg:
-            convert.append(None)
-        elif name in TIMES:
-            convert.append(_sqlite_time)
-        elif name in DECIMALS:
-            convert.append(float)
-        elif name in BOOLS:
-            convert.append(int)
-        else:
-            convert.append(None)
     if pg:
+        convert = [_tamper_text if name == "tamper" else None for name in columns]
         _save_states_pg(session, columns, convert, rows, now)
         return
+    # SQLite: times as text (memoised: a batch's events share a handful), decimals as
+    # REAL; booleans go as they are (sqlite3 binds them as 0/1).
+    times_at = [i for i, name in enumerate(columns) if name in TIMES]
+    others = [
+        (i, _tamper_text if name == "tamper" else float)
+        for i, name in enumerate(columns)
+        if name == "tamper" or name in DECIMALS
+    ]
+    stamp = _sqlite_time(now)
+    texts: dict[datetime, str | None] = {}
     params = []
-    times: dict[datetime, str | None] = {}  # a batch's events share a handful of times
     for meter_id, values in rows:
-        out: list[Any] = []
-        for v, fn in zip(values, convert, strict=True):
-            if v is None or fn is None:
-                out.append(v)
-            elif fn is _sqlite_time:
-                text = times.get(v)
+        out = [*values, stamp, meter_id]
+        for i in times_at:
+            at = out[i]
+            if at is not None:
+                text = texts.get(at)
                 if text is None:
-                    text = times[v] = _sqlite_time(v)
-                out.append(text)
-            else:
-                out.append(fn(v))
-        out.append(stamp)
-        out.append(meter_id)
-        params.append(tuple(out))
-    if params:
-        session.connection().exec_driver_sql(sql, params)
+                    text = texts[at] = _sqlite_time(at)
+                out[i] = text
+        for i, fn in others:
+            if out[i] is not None:
+                out[i] = fn(out[i])
+        params.append(out)
+    _executemany(session, sql, params)
 
 
 def _pg_type(column: str) -> str:
@@ -401,7 +412,7 @@ def upsert_usage(session: Session, rows: list[tuple[Any, ...]]) -> None:
                 minor,
             )
         )
-    session.connection().exec_driver_sql(sql, params)
+    _executemany(session, sql, params)
 
 
 def _usage_key(row: tuple[Any, ...]) -> tuple[Any, ...]:

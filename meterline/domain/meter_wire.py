@@ -130,6 +130,13 @@ def fast_event(
         if code != code.strip() or (note is not None and note != note.strip()):
             return None
         return MeterEvent(
-            kind, meter, at, source, event_id, code=code, text=note, active=wire.active  # type: ignore[attr-defined]
+            kind,
+            meter,
+            at,
+            source,
+            event_id,
+            code=code,
+            text=note,
+            active=wire.active,  # type: ignore[attr-defined]
         )
     return MeterEvent(kind, meter, at, source, event_id, state=wire.state)  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import Table, and_, insert, select, update
+from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -472,6 +472,9 @@ def _raise_alerts(
         else:
             notes.append(found)
     queued = _queue_messages(session, tenant, composer, wanted, now) if wanted else {}
+    closes: list[dict[str, Any]] = []  # episode rows to close, in the alerts' order
+    opens: list[dict[str, Any]] = []  # and to open
+    steps: list[tuple[bool, dict[str, Any]]] = []  # both, interleaved as the alerts came
     for (meter, alert), note in zip(alerts, notes, strict=True):
         report.alerts += 1
         message_id: int | None = None
@@ -479,43 +482,57 @@ def _raise_alerts(
             message_id, note = queued[f"meter:{meter.id}:{alert.episode_key}"]
             if message_id is not None:
                 report.messages += 1
+        # Opening an episode first closes one left open (its end was never seen).
+        close = {
+            "m_id": meter.id,
+            "subj": alert.subject,
+            "c_at": alert.at,
+            "c_msg": None if alert.opening else message_id,
+        }
+        closes.append(close)
+        steps.append((False, close))
         if alert.opening:
-            _close_open(session, meter.id, alert.subject, alert.at, None)
-            session.execute(
-                _insert(session, ALERTS)
-                .values(
-                    tenant_id=tenant.id,
-                    meter_id=meter.id,
-                    account_id=meter.account_id,
-                    kind=alert.alert_kind,
-                    subject=alert.subject,
-                    episode_key=alert.episode_key,
-                    opened_at=alert.at,
-                    details=_jsonable(alert.data),
-                    message_id=message_id,
-                    note=note,
-                    created_at=now,
-                )
-                .on_conflict_do_nothing()
-            )
-        else:
-            _close_open(session, meter.id, alert.subject, alert.at, message_id)
+            row = {
+                "tenant_id": tenant.id,
+                "meter_id": meter.id,
+                "account_id": meter.account_id,
+                "kind": alert.alert_kind,
+                "subject": alert.subject,
+                "episode_key": alert.episode_key,
+                "opened_at": alert.at,
+                "details": _jsonable(alert.data),
+                "message_id": message_id,
+                "note": note,
+                "created_at": now,
+            }
+            opens.append(row)
+            steps.append((True, row))
+    conn = session.connection()
+    close_stmt = _CLOSE_OPEN
+    open_stmt = _insert(session, ALERTS).on_conflict_do_nothing()
+    if len({(c["m_id"], c["subj"]) for c in closes}) == len(closes):
+        # Each episode subject once: the closes touch no row the openings add, so all
+        # closes in one executemany, then all openings in another.
+        conn.execute(close_stmt, closes)
+        if opens:
+            conn.execute(open_stmt, opens)
+        return
+    for opening, params in steps:  # a subject twice (opened and closed): in order
+        conn.execute(open_stmt if opening else close_stmt, [params])
 
 
-def _close_open(
-    session: Session, meter_id: int, subject: str, at: datetime, message_id: int | None
-) -> None:
-    session.execute(
-        update(ALERTS)
-        .where(
-            and_(
-                ALERTS.c.meter_id == meter_id,
-                ALERTS.c.subject == subject,
-                ALERTS.c.closed_at.is_(None),
-            )
+# Close a meter's open episode of one subject (executemany parameters by these names).
+_CLOSE_OPEN = (
+    update(ALERTS)
+    .where(
+        and_(
+            ALERTS.c.meter_id == bindparam("m_id"),
+            ALERTS.c.subject == bindparam("subj"),
+            ALERTS.c.closed_at.is_(None),
         )
-        .values(closed_at=at, close_message_id=message_id)
     )
+    .values(closed_at=bindparam("c_at"), close_message_id=bindparam("c_msg"))
+)
 
 
 def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:

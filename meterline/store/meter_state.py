@@ -197,14 +197,16 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
             # in between: read first, and insert only when some meter has no state yet.
             sql = _state_sql(pg, match, mark, outer=True)
             cursor.execute(sql, (tenant_id, param))
-            fetched = cursor.fetchall()
-            if any(row[8] is None for row in fetched):
+            rows = _sqlite_rows(cursor.fetchall())
+            if rows is None:  # some meter has no state yet
                 cursor.execute(insert, (tenant_id, param))
                 cursor.execute(sql, (tenant_id, param))
-                fetched = cursor.fetchall()
+                rows = _sqlite_rows(cursor.fetchall())
+            assert rows is not None
+            return rows
     finally:
         cursor.close()
-    return _pg_rows(fetched) if pg else _sqlite_rows(fetched)
+    return _pg_rows(fetched)
 
 
 _TIME_AT = tuple(i for i, c in enumerate(STATE_COLUMNS) if c in TIMES and c not in NOT_READ)
@@ -212,35 +214,32 @@ _BOOL_AT = tuple(i for i, c in enumerate(STATE_COLUMNS) if c in BOOLS)
 _TAMPER_AT = STATE_COLUMNS.index("tamper")
 
 
-def _sqlite_rows(fetched: list[Any]) -> list[StateRow]:
-    memo: dict[str, datetime] = {}  # the batch's states share many times
+def _sqlite_rows(fetched: list[Any]) -> list[StateRow] | None:
+    """The rows converted; None if a meter has no state row (its s.meter_id is NULL)."""
+    times: dict[str, datetime] = {}  # the batch's states share many times
+    loads: dict[float, Decimal] = {}  # and a fleet has few sanctioned loads
     out: list[StateRow] = []
     for row in fetched:
+        if row[8] is None:
+            return None
         state = list(row[9:])
         for i in _TIME_AT:
             text = state[i]
             if text is not None:
-                at = memo.get(text)
+                at = times.get(text)
                 if at is None:
-                    at = memo[text] = _read_sqlite_time(text)  # type: ignore[assignment]
+                    at = times[text] = _read_sqlite_time(text)  # type: ignore[assignment]
                 state[i] = at
         for i in _BOOL_AT:
             state[i] = bool(state[i])
         state[_TAMPER_AT] = _read_tamper(state[_TAMPER_AT])
         kw = row[6]
-        out.append(
-            (
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                None if kw is None else _read_decimal(kw),
-                row[7],
-                tuple(state),
-            )
-        )
+        if kw is not None:
+            load = loads.get(kw)
+            if load is None:
+                load = loads[kw] = _read_decimal(kw)
+            kw = load
+        out.append((row[0], row[1], row[2], row[3], row[4], row[5], kw, row[7], tuple(state)))
     return out
 
 

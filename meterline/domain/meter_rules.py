@@ -249,6 +249,13 @@ def _balance(
         state.last_recharge_minor = b - prev
     state.balance_minor, state.balance_at = b, at
     levels = low_levels(state, ctx, settings)
+    if (
+        b > 0
+        and not state.zero_open
+        and state.low_alerted_minor is None
+        and (not levels or b >= levels[0])
+    ):  # above every level, no episode open: the usual case, nothing to decide
+        return Outcome(_APPLIED, [], recharge)
     hyst = settings.hysteresis
     data = {"balance": b}
     if b <= 0:
@@ -300,14 +307,16 @@ def _demand(
         state.over_count += 1
         if not state.overload_open and state.over_count >= max(settings.overload_intervals, 1):
             state.overload_open = True
-            data = {"load_kw": kw, "sanctioned_kw": limit}
-            return Outcome(_APPLIED, [Alert(OVERLOAD, True, OVERLOAD, event.at, notify, data)])
+            over: dict[str, Any] = {"load_kw": kw, "sanctioned_kw": limit}
+            return Outcome(_APPLIED, [Alert(OVERLOAD, True, OVERLOAD, event.at, notify, over)])
         return Outcome(_APPLIED)
     state.over_count = 0
     if state.overload_open:
         state.overload_open = False
-        data = {"load_kw": kw, "sanctioned_kw": limit}
-        return Outcome(_APPLIED, [Alert(OVERLOAD, False, OVERLOAD_NORMAL, event.at, notify, data)])
+        normal: dict[str, Any] = {"load_kw": kw, "sanctioned_kw": limit}
+        return Outcome(
+            _APPLIED, [Alert(OVERLOAD, False, OVERLOAD_NORMAL, event.at, notify, normal)]
+        )
     return Outcome(_APPLIED)
 
 

@@ -113,20 +113,20 @@ def fast_event(
         return None  # the general path words the reason
     kind = wire.kind
     if kind is EventType.demand:
-        kw: Decimal = wire.kw  # type: ignore[attr-defined]
+        kw: Decimal = wire.kw
         if not kw.is_finite() or kw < 0:
             return None
-        return MeterEvent(kind, meter, at, source, event_id, kw=kw, interval_s=wire.interval_s)  # type: ignore[attr-defined]
+        return MeterEvent(kind, meter, at, source, event_id, kw=kw, interval_s=wire.interval_s)
     if kind is EventType.balance:
-        return MeterEvent(kind, meter, at, source, event_id, balance=wire.balance)  # type: ignore[attr-defined]
+        return MeterEvent(kind, meter, at, source, event_id, balance=wire.balance)
     if kind is EventType.reading:
-        value: Decimal = wire.value  # type: ignore[attr-defined]
+        value: Decimal = wire.value
         if not value.is_finite() or value < 0:
             return None
-        return MeterEvent(kind, meter, at, source, event_id, value=value, unit=wire.unit)  # type: ignore[attr-defined]
+        return MeterEvent(kind, meter, at, source, event_id, value=value, unit=wire.unit)
     if kind is EventType.tamper:
-        code: str = wire.code  # type: ignore[attr-defined]
-        note: str | None = wire.text  # type: ignore[attr-defined]
+        code: str = wire.code
+        note: str | None = wire.text
         if code != code.strip() or (note is not None and note != note.strip()):
             return None
         return MeterEvent(
@@ -137,6 +137,6 @@ def fast_event(
             event_id,
             code=code,
             text=note,
-            active=wire.active,  # type: ignore[attr-defined]
+            active=wire.active,
         )
-    return MeterEvent(kind, meter, at, source, event_id, state=wire.state)  # type: ignore[attr-defined]
+    return MeterEvent(kind, meter, at, source, event_id, state=wire.state)

@@ -214,7 +214,7 @@ _BOOL_AT = tuple(i for i, c in enumerate(STATE_COLUMNS) if c in BOOLS)
 _TAMPER_AT = STATE_COLUMNS.index("tamper")
 
 
-def _sqlite_rows(fetched: list[Any]) -> list[StateRow] | None:
+def _sqlite_rows(fetched: Sequence[Any]) -> list[StateRow] | None:
     """The rows converted; None if a meter has no state row (its s.meter_id is NULL)."""
     times: dict[str, datetime] = {}  # the batch's states share many times
     loads: dict[float, Decimal] = {}  # and a fleet has few sanctioned loads
@@ -233,22 +233,20 @@ def _sqlite_rows(fetched: list[Any]) -> list[StateRow] | None:
         for i in _BOOL_AT:
             state[i] = bool(state[i])
         state[_TAMPER_AT] = _read_tamper(state[_TAMPER_AT])
-        kw = row[6]
-        if kw is not None:
-            load = loads.get(kw)
-            if load is None:
-                load = loads[kw] = _read_decimal(kw)
-            kw = load
+        raw_kw = row[6]
+        kw = None if raw_kw is None else loads.get(raw_kw)
+        if kw is None and raw_kw is not None:
+            kw = loads[raw_kw] = Decimal(f"{raw_kw:.3f}")  # REAL, read at the column's scale
         out.append((row[0], row[1], row[2], row[3], row[4], row[5], kw, row[7], tuple(state)))
     return out
 
 
-def _pg_rows(fetched: list[Any]) -> list[StateRow]:
+def _pg_rows(fetched: Sequence[Any]) -> list[StateRow]:
     out: list[StateRow] = []
     for row in fetched:
         state = list(row[9:])
         state[_TAMPER_AT] = _read_tamper(state[_TAMPER_AT])
-        out.append((*row[:8], tuple(state)))  # type: ignore[arg-type]
+        out.append((*row[:8], tuple(state)))
     return out
 
 

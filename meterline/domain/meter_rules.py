@@ -33,6 +33,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
+
 from meterline.domain.meter_events import EventType, MeterEvent
 
 __all__ = [
@@ -91,9 +93,14 @@ class MeterContext:
     low_balance_minor: int | None = None  # the account's override of the tenant threshold
 
 
-@dataclass(slots=True)
-class MeterState:
-    """The newest of each stream of one meter and its open episodes."""
+class MeterState(msgspec.Struct, gc=False):
+    """The newest of each stream of one meter and its open episodes.
+
+    A msgspec struct with ``gc=False``: ingest holds one per meter of a batch, and as
+    tracked objects they made the cyclic collector's full passes frequent. It never
+    refers back to anything that refers to it (its one container, ``tamper``, holds
+    plain values), so it cannot be part of a cycle.
+    """
 
     balance_minor: int | None = None
     balance_at: datetime | None = None
@@ -108,7 +115,7 @@ class MeterState:
     over_count: int = 0
     overload_open: bool = False
     # code -> (active, time of its newest event)
-    tamper: dict[str, tuple[bool, datetime]] = field(default_factory=dict)
+    tamper: dict[str, tuple[bool, datetime]] = msgspec.field(default_factory=dict)
     power_state: str | None = None
     power_at: datetime | None = None
     relay_state: str | None = None
@@ -116,9 +123,7 @@ class MeterState:
     last_seen: datetime | None = None
 
     def copy(self) -> MeterState:
-        clone = MeterState(**{k: getattr(self, k) for k in self.__dataclass_fields__})
-        clone.tamper = dict(self.tamper)
-        return clone
+        return msgspec.structs.replace(self, tamper=dict(self.tamper))
 
     @property
     def open_tampers(self) -> list[str]:
@@ -160,10 +165,11 @@ class Verdict(StrEnum):
     older = "older"  # out of order: a newer value of its stream is known
 
 
-@dataclass
-class Outcome:
+class Outcome(msgspec.Struct, gc=False):
+    """What one event did (a struct: one is built per event, faster than a dataclass)."""
+
     verdict: Verdict
-    alerts: list[Alert] = field(default_factory=list)
+    alerts: list[Alert] = []  # msgspec gives each instance its own empty list
     recharge: Recharge | None = None
 
 
@@ -172,19 +178,23 @@ def low_levels(state: MeterState, ctx: MeterContext, settings: AlertSettings) ->
     base = (
         ctx.low_balance_minor if ctx.low_balance_minor is not None else settings.low_balance_minor
     )
+    if not (settings.percent_levels and state.last_recharge_minor):
+        return [base] if base > 0 else []  # the common case, without a set and a sort
     levels = {base} if base > 0 else set()
-    if state.last_recharge_minor:
-        for pct in settings.percent_levels:
-            level = state.last_recharge_minor * pct // 100
-            if level > 0:
-                levels.add(level)
+    for pct in settings.percent_levels:
+        level = state.last_recharge_minor * pct // 100
+        if level > 0:
+            levels.add(level)
     return sorted(levels, reverse=True)
+
+
+_APPLIED, _DUPLICATE, _OLDER = Verdict.applied, Verdict.duplicate, Verdict.older
 
 
 def _verdict(last: datetime | None, at: datetime) -> Verdict:
     if last is None or at > last:
-        return Verdict.applied
-    return Verdict.duplicate if at == last else Verdict.older
+        return _APPLIED
+    return _DUPLICATE if at == last else _OLDER
 
 
 def apply_event(
@@ -196,30 +206,30 @@ def apply_event(
     now: datetime,
 ) -> Outcome:
     """Fold `event` into `state` (in place) and say what it did."""
-    if state.last_seen is None or event.at > state.last_seen:
-        state.last_seen = event.at
-    notify = event.at >= now - settings.stale_after
+    at = event.at
+    if state.last_seen is None or at > state.last_seen:
+        state.last_seen = at
     kind = event.type
     if kind is EventType.balance:
-        return _balance(state, event, ctx, settings, notify)
+        return _balance(state, event, ctx, settings, at >= now - settings.stale_after)
     if kind is EventType.demand:
-        return _demand(state, event, ctx, settings, notify)
+        return _demand(state, event, ctx, settings, at >= now - settings.stale_after)
     if kind is EventType.tamper:
-        return _tamper(state, event, notify)
+        return _tamper(state, event, at >= now - settings.stale_after)
+    # The streams without rules: only the newest value is kept.
     if kind is EventType.reading:
-        verdict = _verdict(state.reading_at, event.at)
-        if verdict is Verdict.applied:
+        verdict = _verdict(state.reading_at, at)
+        if verdict is _APPLIED:
             state.reading_value, state.reading_unit = event.value, event.unit
-            state.reading_at = event.at
-        return Outcome(verdict)
-    if kind is EventType.power:
-        verdict = _verdict(state.power_at, event.at)
-        if verdict is Verdict.applied:
-            state.power_state, state.power_at = event.state, event.at
-        return Outcome(verdict)
-    verdict = _verdict(state.relay_at, event.at)
-    if verdict is Verdict.applied:
-        state.relay_state, state.relay_at = event.state, event.at
+            state.reading_at = at
+    elif kind is EventType.power:
+        verdict = _verdict(state.power_at, at)
+        if verdict is _APPLIED:
+            state.power_state, state.power_at = event.state, at
+    else:
+        verdict = _verdict(state.relay_at, at)
+        if verdict is _APPLIED:
+            state.relay_state, state.relay_at = event.state, at
     return Outcome(verdict)
 
 
@@ -227,40 +237,48 @@ def _balance(
     state: MeterState, event: MeterEvent, ctx: MeterContext, settings: AlertSettings, notify: bool
 ) -> Outcome:
     verdict = _verdict(state.balance_at, event.at)
-    if verdict is not Verdict.applied:
+    if verdict is not _APPLIED:
         return Outcome(verdict)
     assert event.balance is not None
     b, at = event.balance, event.at
-    out = Outcome(verdict)
+    recharge: Recharge | None = None
+    alerts: list[Alert] = []
     prev = state.balance_minor
     if prev is not None and b > prev:
-        out.recharge = Recharge(at, b - prev)
+        recharge = Recharge(at, b - prev)
         state.last_recharge_minor = b - prev
     state.balance_minor, state.balance_at = b, at
     levels = low_levels(state, ctx, settings)
+    if (
+        b > 0
+        and not state.zero_open
+        and state.low_alerted_minor is None
+        and (not levels or b >= levels[0])
+    ):  # above every level, no episode open: the usual case, nothing to decide
+        return Outcome(_APPLIED, [], recharge)
     hyst = settings.hysteresis
     data = {"balance": b}
     if b <= 0:
         if not state.zero_open:
             state.zero_open = True
-            out.alerts.append(Alert(ZERO_BALANCE, True, ZERO_BALANCE, at, notify, data))
+            alerts.append(Alert(ZERO_BALANCE, True, ZERO_BALANCE, at, notify, data))
         if levels:
             # Every low level has been passed on the way to zero: none alerts later.
             floor = min(levels)
             if state.low_alerted_minor is None or floor < state.low_alerted_minor:
                 if state.low_alerted_minor is None:
-                    out.alerts.append(Alert(LOW_BALANCE, True, None, at, notify, data))
+                    alerts.append(Alert(LOW_BALANCE, True, None, at, notify, data))
                 state.low_alerted_minor = floor
-        return out
+        return Outcome(_APPLIED, alerts, recharge)
     if state.zero_open and b >= hyst:
         state.zero_open = False
-        out.alerts.append(Alert(ZERO_BALANCE, False, None, at, notify, data))
+        alerts.append(Alert(ZERO_BALANCE, False, None, at, notify, data))
     if state.low_alerted_minor is not None:
         floor = state.low_alerted_minor
         still_down = [level for level in levels if level >= floor and b < level + hyst]
         low = min(still_down) if still_down else None
         if low is None and not state.zero_open:
-            out.alerts.append(Alert(LOW_BALANCE, False, None, at, notify, data))
+            alerts.append(Alert(LOW_BALANCE, False, None, at, notify, data))
             state.low_alerted_minor = None
         elif low is not None:
             state.low_alerted_minor = low
@@ -269,52 +287,54 @@ def _balance(
         level = min(below)
         if state.low_alerted_minor is None or level < state.low_alerted_minor:
             state.low_alerted_minor = level
-            out.alerts.append(
+            alerts.append(
                 Alert(LOW_BALANCE, True, LOW_BALANCE, at, notify, {**data, "threshold": level})
             )
-    return out
+    return Outcome(_APPLIED, alerts, recharge)
 
 
 def _demand(
     state: MeterState, event: MeterEvent, ctx: MeterContext, settings: AlertSettings, notify: bool
 ) -> Outcome:
     verdict = _verdict(state.demand_at, event.at)
-    if verdict is not Verdict.applied:
+    if verdict is not _APPLIED:
         return Outcome(verdict)
-    assert event.kw is not None
-    out = Outcome(verdict)
-    state.demand_kw, state.demand_at = event.kw, event.at
+    kw = event.kw
+    assert kw is not None
+    state.demand_kw, state.demand_at = kw, event.at
     limit = ctx.sanctioned_kw
-    data = {"load_kw": event.kw, "sanctioned_kw": limit}
-    if limit is not None and event.kw > limit:
+    if limit is not None and kw > limit:
         state.over_count += 1
         if not state.overload_open and state.over_count >= max(settings.overload_intervals, 1):
             state.overload_open = True
-            out.alerts.append(Alert(OVERLOAD, True, OVERLOAD, event.at, notify, data))
-        return out
+            over: dict[str, Any] = {"load_kw": kw, "sanctioned_kw": limit}
+            return Outcome(_APPLIED, [Alert(OVERLOAD, True, OVERLOAD, event.at, notify, over)])
+        return Outcome(_APPLIED)
     state.over_count = 0
     if state.overload_open:
         state.overload_open = False
-        out.alerts.append(Alert(OVERLOAD, False, OVERLOAD_NORMAL, event.at, notify, data))
-    return out
+        normal: dict[str, Any] = {"load_kw": kw, "sanctioned_kw": limit}
+        return Outcome(
+            _APPLIED, [Alert(OVERLOAD, False, OVERLOAD_NORMAL, event.at, notify, normal)]
+        )
+    return Outcome(_APPLIED)
 
 
 def _tamper(state: MeterState, event: MeterEvent, notify: bool) -> Outcome:
     assert event.code is not None
     known = state.tamper.get(event.code)
     verdict = _verdict(known[1] if known else None, event.at)
-    if verdict is not Verdict.applied:
+    if verdict is not _APPLIED:
         return Outcome(verdict)
-    out = Outcome(verdict)
     was_active = bool(known and known[0])
     state.tamper[event.code] = (event.active, event.at)
     subject = f"{TAMPER}:{event.code}"
     data = {"code": event.code, "text": event.text}
     if event.active and not was_active:
-        out.alerts.append(Alert(subject, True, TAMPER, event.at, notify, data))
-    elif not event.active and was_active:
-        out.alerts.append(Alert(subject, False, TAMPER_RESTORED, event.at, notify, data))
-    return out
+        return Outcome(_APPLIED, [Alert(subject, True, TAMPER, event.at, notify, data)])
+    if not event.active and was_active:
+        return Outcome(_APPLIED, [Alert(subject, False, TAMPER_RESTORED, event.at, notify, data)])
+    return Outcome(_APPLIED)
 
 
 def run(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from meterline.ingest.mqtt import Handler, HandleResult, PermanentFailure
+from meterline.ingest.mqtt import Handler, HandleResult, PermanentFailure, takes_event_texts
 from meterline.runtime import Runtime
 from meterline.services.errors import ServiceError
 from meterline.services.meter_events import MAX_BATCH, ingest_events
 
 
 def service_handler(runtime: Runtime, source: str = "mqtt") -> Handler:
+    # Items: event objects, or an event's JSON text (the service decodes those fastest).
+    @takes_event_texts
     def handle(tenant: str, items: list[Any]) -> HandleResult:
         accepted = rejected = 0
         reasons: list[str] = []

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import structlog
 
 from meterline.ingest.sim_send import mqtt_client
@@ -53,6 +54,14 @@ class PermanentFailure(Exception):
 
 # (tenant slug, raw event objects) -> result. Runs in a worker thread (it does DB work).
 Handler = Callable[[str, list[Any]], HandleResult]
+
+
+def takes_event_texts(handler: Handler) -> Handler:
+    """Mark a handler that also takes an event as its JSON text (bytes), as the events
+    service does: the worker then hands over such texts undecoded (`payload_events`);
+    other handlers get decoded objects (`parse_payload`)."""
+    handler.event_texts = True  # type: ignore[attr-defined]
+    return handler
 
 
 @dataclass
@@ -93,14 +102,34 @@ class IngestCounters:
         return {k: v for k, v in self.__dict__.items() if k != "samples"}
 
 
-def parse_payload(payload: bytes) -> tuple[list[Any], list[str]]:
-    """One event object, a JSON array of them, or NDJSON -> (items, problems)."""
+_check_json = msgspec.json.Decoder(msgspec.Raw).decode  # syntax only: builds no objects
+_NOT_JSON = (msgspec.DecodeError, msgspec.ValidationError)
+
+
+def _one_object(text: str) -> bool:
+    """Whether `text` is exactly one JSON object (msgspec's check, in C)."""
+    if text.lstrip()[:1] != "{":
+        return False
+    try:
+        _check_json(text)
+    except _NOT_JSON:
+        return False
+    return True
+
+
+def payload_events(payload: bytes) -> tuple[list[Any], list[str]]:
+    """`parse_payload` for the worker: an event that is one JSON object stays its text
+    (as bytes, which no JSON value decodes to), which the events service decodes straight
+    into its event (its msgspec fast path) instead of a dict checked field by field.
+    Everything else, and every reason, is `parse_payload`'s."""
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         return [], [f"payload is not UTF-8 ({exc.reason} at byte {exc.start})"]
     if not text.strip():
         return [], ["payload is empty"]
+    if _one_object(text):
+        return [payload], []
     try:
         body = json.loads(text)
     except ValueError as exc:
@@ -110,6 +139,9 @@ def parse_payload(payload: bytes) -> tuple[list[Any], list[str]]:
         items: list[Any] = []
         problems: list[str] = []
         for no, line in enumerate(lines, 1):
+            if _one_object(line):
+                items.append(line.encode())
+                continue
             try:
                 items.append(json.loads(line))
             except ValueError as line_exc:
@@ -120,6 +152,12 @@ def parse_payload(payload: bytes) -> tuple[list[Any], list[str]]:
     if isinstance(body, dict):
         return [body], []
     return [], [f"payload is JSON but not an event object or a list ({type(body).__name__})"]
+
+
+def parse_payload(payload: bytes) -> tuple[list[Any], list[str]]:
+    """One event object, a JSON array of them, or NDJSON -> (items, problems)."""
+    items, problems = payload_events(payload)
+    return [json.loads(i) if isinstance(i, bytes) else i for i in items], problems
 
 
 def tenant_of(topic: str, topic_filter: str, fixed: str | None) -> str | None:
@@ -141,6 +179,7 @@ class MqttIngestWorker:
     def __init__(self, settings: IngestSettings, handler: Handler) -> None:
         self.settings = settings
         self.handler = handler
+        self._read = payload_events if getattr(handler, "event_texts", False) else parse_payload
         self.counters = IngestCounters()
         self.connected = asyncio.Event()  # set while subscribed (tests wait on it)
         self._batch: dict[str, list[Any]] = {}
@@ -261,7 +300,7 @@ class MqttIngestWorker:
             c.bad_payloads += 1
             self._bad(topic, "no tenant in the topic")
             return
-        items, problems = parse_payload(payload)
+        items, problems = self._read(payload)
         for reason in problems:
             c.bad_payloads += 1
             self._bad(topic, reason)

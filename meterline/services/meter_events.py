@@ -10,7 +10,7 @@ HTTP (`POST /api/v1/events`), files (`meterline events load`) and MQTT all come 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -18,7 +18,8 @@ from operator import attrgetter
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, insert, select, update
+import msgspec
+from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -183,8 +184,15 @@ def alert_settings(session: Session, tenant: m.Tenant) -> AlertSettings:
     )
 
 
-@dataclass(slots=True)
-class _Meter:
+# Each stream's bit in `_Meter.touched`.
+_STREAM_BIT = {kind: 1 << i for i, kind in enumerate(EventType)}
+_USAGE_TYPES = frozenset({EventType.reading, EventType.demand})
+
+
+class _Meter(msgspec.Struct, gc=False):
+    """One meter of the batch. A struct with ``gc=False`` (like `MeterState`): a batch
+    holds one per meter, and it never refers back to anything that refers to it."""
+
     id: int
     serial: str
     kind: str
@@ -193,7 +201,8 @@ class _Meter:
     consumer_id: int | None
     ctx: MeterContext
     state: MeterState
-    touched: set[EventType] = field(default_factory=set)  # streams whose state changed
+    touched: int = 0  # the streams whose state changed (bits of _STREAM_BIT)
+    rank: int = -1  # order of its first event in the batch (its events apply in that order)
 
 
 def ingest_in_session(
@@ -228,9 +237,10 @@ def _ingest_parsed(
     report = IngestReport()
     errors: list[LineError] = list(parsed.errors)
     meters = _load_meters(session, t.id, {e.meter for _, e in parsed.events})
-    per_meter: dict[int, list[MeterEvent]] = defaultdict(list)
     unknown: dict[str, int] = {}
     seen: set[tuple[Any, ...]] = set()
+    queue: list[tuple[_Meter, MeterEvent]] = []
+    ranked = duplicates = 0
     for line, event in parsed.events:
         meter = meters.get(event.meter)
         if meter is None:
@@ -245,32 +255,40 @@ def _ingest_parsed(
                 )
             )
             continue
-        identity = event.identity
+        identity = (event.meter, event.id) if event.id is not None else event.identity
         if identity in seen:
-            report.duplicates += 1
+            duplicates += 1
             continue
         seen.add(identity)
-        per_meter[meter.id].append(event)
-    by_id = {meter.id: meter for meter in meters.values()}
+        if meter.rank < 0:
+            meter.rank = ranked
+            ranked += 1
+        queue.append((meter, event))
+    # Meter by meter (in the order of their first events), each meter's events in time
+    # order (ties as they came: the sort is stable).
+    queue.sort(key=_meter_then_time)
     zone = ZoneInfo(t.timezone)
     usage = _Usage(zone)
     alerts: list[tuple[_Meter, Alert]] = []
-    for meter_id, events in per_meter.items():
-        meter = by_id[meter_id]
-        events.sort(key=lambda e: e.at)
-        for event in events:
-            outcome: Outcome = apply_event(meter.state, event, meter.ctx, settings, now=now)
-            if outcome.verdict is Verdict.duplicate:
-                report.duplicates += 1
-                continue
-            report.accepted += 1
-            if outcome.verdict is Verdict.older:
-                report.older += 1  # changes no state: nothing to write for it
-            else:
-                meter.touched.add(event.type)
-            usage.add(meter_id, event, outcome)
+    accepted = older = 0
+    duplicate, out_of_order = Verdict.duplicate, Verdict.older
+    for meter, event in queue:
+        outcome: Outcome = apply_event(meter.state, event, meter.ctx, settings, now=now)
+        verdict = outcome.verdict
+        if verdict is duplicate:
+            duplicates += 1
+            continue
+        accepted += 1
+        if verdict is out_of_order:
+            older += 1  # changes no state: nothing to write for it
+        else:
+            meter.touched |= _STREAM_BIT[event.type]
+        if event.type in _USAGE_TYPES or outcome.recharge is not None:
+            usage.add(meter.id, event, outcome)
+        if outcome.alerts:
             alerts.extend((meter, alert) for alert in outcome.alerts)
-    _save_states(session, [mt for mt in by_id.values() if mt.touched], now)
+    report.accepted, report.duplicates, report.older = accepted, duplicates, older
+    _save_states(session, [mt for mt in meters.values() if mt.touched], now)
     usage.save(session, t.id)
     if alerts:
         _raise_alerts(session, t, settings, alerts, now, report)
@@ -297,6 +315,10 @@ def _ingest_parsed(
     return report
 
 
+def _meter_then_time(item: tuple[_Meter, MeterEvent]) -> tuple[int, datetime]:
+    return item[0].rank, item[1].at
+
+
 def _insert(session: Session, table: Any) -> Any:
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return module.insert(table)
@@ -309,25 +331,15 @@ def _load_meters(session: Session, tenant_id: int, serials: set[str]) -> dict[st
         return {}
     out: dict[str, _Meter] = {}
     contexts: dict[tuple[Any, Any], MeterContext] = {}  # a fleet has few distinct ones
-    for mid, serial, kind, account_id, number, consumer_id, kw, low, values in ensure_and_load(
+    for mid, serial, kind, account_id, number, consumer_id, kw, low, state in ensure_and_load(
         session, tenant_id, sorted(serials)
     ):
         ctx = contexts.get((kw, low))
         if ctx is None:
             ctx = contexts[(kw, low)] = MeterContext(sanctioned_kw=kw, low_balance_minor=low)
-        tamper = {
-            code: (bool(v[0]), datetime.fromisoformat(v[1]))
-            for code, v in (values.pop("tamper") or {}).items()
-        }
+        # The state tuple is in MeterState's field order (store.meter_state.STATE_COLUMNS).
         out[serial] = _Meter(
-            id=mid,
-            serial=serial,
-            kind=str(kind),
-            account_id=account_id,
-            account_number=number,
-            consumer_id=consumer_id,
-            ctx=ctx,
-            state=MeterState(**values, tamper=tamper),
+            mid, serial, kind, account_id, number, consumer_id, ctx, MeterState(*state)
         )
     return out
 
@@ -335,78 +347,56 @@ def _load_meters(session: Session, tenant_id: int, serials: set[str]) -> dict[st
 def _save_states(session: Session, meters: list[_Meter], now: datetime) -> None:
     """Write back the streams each meter's events changed (one statement per combination
     of streams: a batch mostly has a handful)."""
-    groups: dict[frozenset[EventType], list[_Meter]] = defaultdict(list)
+    groups: dict[int, list[_Meter]] = defaultdict(list)
     for meter in meters:
-        groups[frozenset(meter.touched)].append(meter)
-    for kinds, members in groups.items():
-        columns = [name for kind in sorted(kinds) for name in STREAM_COLUMNS[kind]]
+        groups[meter.touched].append(meter)
+    for touched, members in groups.items():
+        kinds = sorted(kind for kind, bit in _STREAM_BIT.items() if touched & bit)
+        columns = [name for kind in kinds for name in STREAM_COLUMNS[kind]]
         columns.append("last_seen")  # so at least two: attrgetter answers a tuple
         values_of = attrgetter(*columns)  # one C call per state instead of a getattr each
-        tamper_at = columns.index("tamper") if "tamper" in columns else None
-        rows: list[tuple[int, Sequence[Any]]] = []
-        for meter in members:
-            values: Sequence[Any] = values_of(meter.state)
-            if tamper_at is not None:
-                changed = list(values)
-                changed[tamper_at] = _tamper_json(meter.state)
-                values = changed
-            rows.append((meter.id, values))
-        save_states(session, columns, rows, now)
-
-
-def _tamper_json(state: MeterState) -> dict[str, list[Any]] | None:
-    if not state.tamper:
-        return None
-    return {code: [active, at.isoformat()] for code, (active, at) in state.tamper.items()}
+        save_states(session, columns, [(mt.id, values_of(mt.state)) for mt in members], now)
 
 
 class _Usage:
-    """The batch's contribution to each (meter, day) and (meter, month) aggregate."""
+    """The batch's contribution to each (meter, day) aggregate (months are folded from
+    days when read)."""
 
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
-        self.rows: dict[tuple[int, str, date], dict[str, Any]] = {}
+        # (meter id, day) -> [reading_min, reading_max, unit, max_demand_kw, recharges,
+        #                     recharged_minor]
+        self.rows: dict[tuple[int, date], list[Any]] = {}
         self.days: dict[datetime, date] = {}  # local day per event time (shared by many)
 
-    def _row(self, meter_id: int, period: str, start: date) -> dict[str, Any]:
-        key = (meter_id, period, start)
-        row = self.rows.get(key)
-        if row is None:
-            row = self.rows[key] = {
-                "meter_id": meter_id,
-                "period": period,
-                "start": start,
-                "reading_min": None,
-                "reading_max": None,
-                "unit": None,
-                "max_demand_kw": None,
-                "recharges": 0,
-                "recharged_minor": 0,
-            }
-        return row
-
     def add(self, meter_id: int, event: MeterEvent, outcome: Outcome) -> None:
-        if event.type not in (EventType.reading, EventType.demand) and outcome.recharge is None:
-            return
+        """Fold in an accepted reading, demand or recharge."""
         day = self.days.get(event.at)
         if day is None:
             day = self.days[event.at] = event.at.astimezone(self.zone).date()
-        row = self._row(meter_id, "day", day)  # months are folded from days when read
-        if event.type is EventType.reading:
+        key = (meter_id, day)
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = [None, None, None, None, 0, 0]
+        kind = event.type
+        if kind is EventType.reading:
             v = event.value
-            row["reading_min"] = v if row["reading_min"] is None else min(row["reading_min"], v)
-            row["reading_max"] = v if row["reading_max"] is None else max(row["reading_max"], v)
-            row["unit"] = event.unit
-        elif event.type is EventType.demand:
+            assert v is not None
+            row[0] = v if row[0] is None else min(row[0], v)
+            row[1] = v if row[1] is None else max(row[1], v)
+            row[2] = event.unit
+        elif kind is EventType.demand:
             kw = event.kw
-            old = row["max_demand_kw"]
-            row["max_demand_kw"] = kw if old is None else max(old, kw)
+            row[3] = kw if row[3] is None else max(row[3], kw)
         if outcome.recharge is not None:
-            row["recharges"] += 1
-            row["recharged_minor"] += outcome.recharge.amount_minor
+            row[4] += 1
+            row[5] += outcome.recharge.amount_minor
 
     def save(self, session: Session, tenant_id: int) -> None:
-        upsert_usage(session, [{**row, "tenant_id": tenant_id} for row in self.rows.values()])
+        upsert_usage(
+            session,
+            [(meter_id, "day", day, tenant_id, *row) for (meter_id, day), row in self.rows.items()],
+        )
 
 
 def _count_unknown(
@@ -482,6 +472,9 @@ def _raise_alerts(
         else:
             notes.append(found)
     queued = _queue_messages(session, tenant, composer, wanted, now) if wanted else {}
+    closes: list[dict[str, Any]] = []  # episode rows to close, in the alerts' order
+    opens: list[dict[str, Any]] = []  # and to open
+    steps: list[tuple[bool, dict[str, Any]]] = []  # both, interleaved as the alerts came
     for (meter, alert), note in zip(alerts, notes, strict=True):
         report.alerts += 1
         message_id: int | None = None
@@ -489,43 +482,57 @@ def _raise_alerts(
             message_id, note = queued[f"meter:{meter.id}:{alert.episode_key}"]
             if message_id is not None:
                 report.messages += 1
+        # Opening an episode first closes one left open (its end was never seen).
+        close = {
+            "m_id": meter.id,
+            "subj": alert.subject,
+            "c_at": alert.at,
+            "c_msg": None if alert.opening else message_id,
+        }
+        closes.append(close)
+        steps.append((False, close))
         if alert.opening:
-            _close_open(session, meter.id, alert.subject, alert.at, None)
-            session.execute(
-                _insert(session, ALERTS)
-                .values(
-                    tenant_id=tenant.id,
-                    meter_id=meter.id,
-                    account_id=meter.account_id,
-                    kind=alert.alert_kind,
-                    subject=alert.subject,
-                    episode_key=alert.episode_key,
-                    opened_at=alert.at,
-                    details=_jsonable(alert.data),
-                    message_id=message_id,
-                    note=note,
-                    created_at=now,
-                )
-                .on_conflict_do_nothing()
-            )
-        else:
-            _close_open(session, meter.id, alert.subject, alert.at, message_id)
+            row = {
+                "tenant_id": tenant.id,
+                "meter_id": meter.id,
+                "account_id": meter.account_id,
+                "kind": alert.alert_kind,
+                "subject": alert.subject,
+                "episode_key": alert.episode_key,
+                "opened_at": alert.at,
+                "details": _jsonable(alert.data),
+                "message_id": message_id,
+                "note": note,
+                "created_at": now,
+            }
+            opens.append(row)
+            steps.append((True, row))
+    conn = session.connection()
+    close_stmt = _CLOSE_OPEN
+    open_stmt = _insert(session, ALERTS).on_conflict_do_nothing()
+    if len({(c["m_id"], c["subj"]) for c in closes}) == len(closes):
+        # Each episode subject once: the closes touch no row the openings add, so all
+        # closes in one executemany, then all openings in another.
+        conn.execute(close_stmt, closes)
+        if opens:
+            conn.execute(open_stmt, opens)
+        return
+    for opening, params in steps:  # a subject twice (opened and closed): in order
+        conn.execute(open_stmt if opening else close_stmt, [params])
 
 
-def _close_open(
-    session: Session, meter_id: int, subject: str, at: datetime, message_id: int | None
-) -> None:
-    session.execute(
-        update(ALERTS)
-        .where(
-            and_(
-                ALERTS.c.meter_id == meter_id,
-                ALERTS.c.subject == subject,
-                ALERTS.c.closed_at.is_(None),
-            )
+# Close a meter's open episode of one subject (executemany parameters by these names).
+_CLOSE_OPEN = (
+    update(ALERTS)
+    .where(
+        and_(
+            ALERTS.c.meter_id == bindparam("m_id"),
+            ALERTS.c.subject == bindparam("subj"),
+            ALERTS.c.closed_at.is_(None),
         )
-        .values(closed_at=at, close_message_id=message_id)
     )
+    .values(closed_at=bindparam("c_at"), close_message_id=bindparam("c_msg"))
+)
 
 
 def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:

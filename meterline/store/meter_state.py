@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from sqlalchemy.orm import Session
 
 __all__ = [
@@ -90,14 +91,16 @@ PG_TYPES = {
     "recharges": "integer",
     "recharged_minor": "bigint",
 }
+# Not read back by ensure_and_load (see there): the values of streams, not their times.
+NOT_READ = frozenset({"reading_value", "reading_unit", "demand_kw", "power_state", "relay_state"})
 TIMES = frozenset(c for c in STATE_COLUMNS if c.endswith("_at") or c == "last_seen")
 DECIMALS = frozenset({"reading_value", "demand_kw"})
 BOOLS = frozenset({"zero_open", "overload_open"})
 
 # (meter id, serial, kind, account id, account number, consumer id, sanctioned kW,
-#  account's low-balance threshold, {state column: value})
+#  account's low-balance threshold, state values in STATE_COLUMNS order)
 StateRow = tuple[
-    int, str, str, int | None, str | None, int | None, Decimal | None, int | None, dict[str, Any]
+    int, str, str, int | None, str | None, int | None, Decimal | None, int | None, tuple[Any, ...]
 ]
 
 
@@ -134,77 +137,136 @@ def _read_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _read_tamper(value: Any) -> dict[str, tuple[bool, datetime]]:
+    """The tamper column ({code: [active, ISO time]}) as the rules hold it."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = json.loads(value)
+    return {code: (bool(v[0]), datetime.fromisoformat(v[1])) for code, v in value.items()}
+
+
+def _state_sql(pg: bool, match: str, mark: str, *, outer: bool) -> str:
+    # The value-only columns come back as NULL: see NOT_READ.
+    cols = ", ".join("NULL" if c in NOT_READ else f"s.{c}" for c in STATE_COLUMNS)
+    sql = (
+        "SELECT m.id, m.serial, m.kind, m.account_id, a.number, a.consumer_id,"
+        f" a.sanctioned_load_kw, a.low_balance_minor, s.meter_id, {cols}"
+        f" FROM meters m {'LEFT JOIN' if outer else 'JOIN'} meter_states s ON s.meter_id = m.id"
+        " LEFT JOIN accounts a ON a.id = m.account_id"
+        f" WHERE m.tenant_id = {mark} AND {match}"
+    )
+    # SQLite: no ORDER BY (a sort of the batch for nothing; the caller keys by serial).
+    return sql + " ORDER BY m.id FOR UPDATE OF s" if pg else sql
+
+
 def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) -> list[StateRow]:
     """The tenant's meters among `serials` with their accounts and states, each state row
     created if missing; on PostgreSQL the states are locked (in meter id order) until the
-    transaction ends, so concurrent batches for one meter apply one after the other."""
+    transaction ends, so concurrent batches for one meter apply one after the other.
+
+    Each state is a tuple in `STATE_COLUMNS` order (the order of `MeterState`'s fields),
+    times aware UTC, ``tamper`` as {code: (active, time)}. The columns in `NOT_READ` are
+    None: the rules compare only their stream's time, and ingest writes a stream's values
+    only from the event that moved it, so reading them back would be wasted work.
+    """
     conn = session.connection()
     pg = _is_pg(session)
     param: Any
-    if pg:
-        match, param = "m.serial = ANY(%s)", list(serials)
+    if pg:  # the serials as one JSON text (see _json_rows)
+        match = "m.serial = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
+        param = _ENCODE(list(serials)).decode()
         mark = "%s"
     else:
         match, param = "m.serial IN (SELECT value FROM json_each(?))", json.dumps(list(serials))
         mark = "?"
-    conn.exec_driver_sql(
+    insert = (
         "INSERT INTO meter_states (meter_id, tenant_id, zero_open, over_count, overload_open)"
         f" SELECT m.id, m.tenant_id, {'false' if pg else '0'}, 0, {'false' if pg else '0'}"
         f" FROM meters m WHERE m.tenant_id = {mark} AND {match}"
-        " ORDER BY m.id ON CONFLICT DO NOTHING",  # one order: concurrent batches never deadlock
-        (tenant_id, param),
+        " ORDER BY m.id ON CONFLICT DO NOTHING"  # one order: concurrent batches never deadlock
     )
-    cols = ", ".join(f"s.{c}" for c in STATE_COLUMNS)
-    sql = (
-        "SELECT m.id, m.serial, m.kind, m.account_id, a.number, a.consumer_id,"
-        f" a.sanctioned_load_kw, a.low_balance_minor, {cols}"
-        " FROM meters m JOIN meter_states s ON s.meter_id = m.id"
-        " LEFT JOIN accounts a ON a.id = m.account_id"
-        f" WHERE m.tenant_id = {mark} AND {match} ORDER BY m.id"
-    )
-    if pg:
-        sql += " FOR UPDATE OF s"
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql, (tenant_id, param))
-        fetched = cursor.fetchall()
+        if pg:  # insert first, so that the SELECT ... FOR UPDATE locks every state
+            cursor.execute(insert, (tenant_id, param))
+            cursor.execute(_state_sql(pg, match, mark, outer=False), (tenant_id, param))
+            fetched = cursor.fetchall()
+        else:
+            # A write transaction on SQLite begins IMMEDIATE (store.db), so nobody writes
+            # in between: read first, and insert only when some meter has no state yet.
+            sql = _state_sql(pg, match, mark, outer=True)
+            cursor.execute(sql, (tenant_id, param))
+            rows = _sqlite_rows(cursor.fetchall())
+            if rows is None:  # some meter has no state yet
+                cursor.execute(insert, (tenant_id, param))
+                cursor.execute(sql, (tenant_id, param))
+                rows = _sqlite_rows(cursor.fetchall())
+            assert rows is not None
+            return rows
     finally:
         cursor.close()
-    # Converters by position, so a row is converted in one pass over its non-null values.
-    converters: dict[int, Any] = {STATE_COLUMNS.index(n): bool for n in BOOLS}
-    if not pg:
-        memo: dict[str, datetime | None] = {}  # the batch's states share many times
+    return _pg_rows(fetched)
 
-        def read_time(value: str) -> datetime | None:
-            found = memo.get(value)
-            if found is None:
-                found = memo[value] = _read_sqlite_time(value)
-            return found
 
-        converters.update({STATE_COLUMNS.index(n): read_time for n in TIMES})
-        converters.update({STATE_COLUMNS.index(n): _read_decimal for n in DECIMALS})
-        converters[STATE_COLUMNS.index("tamper")] = _read_json
-    plan = list(converters.items())
+_TIME_AT = tuple(i for i, c in enumerate(STATE_COLUMNS) if c in TIMES and c not in NOT_READ)
+_BOOL_AT = tuple(i for i, c in enumerate(STATE_COLUMNS) if c in BOOLS)
+_TAMPER_AT = STATE_COLUMNS.index("tamper")
+
+
+def _sqlite_rows(fetched: Sequence[Any]) -> list[StateRow] | None:
+    """The rows converted; None if a meter has no state row (its s.meter_id is NULL)."""
+    times: dict[str, datetime] = {}  # the batch's states share many times
+    loads: dict[float, Decimal] = {}  # and a fleet has few sanctioned loads
     out: list[StateRow] = []
     for row in fetched:
-        state = list(row[8:])
-        for i, fn in plan:
-            if state[i] is not None:
-                state[i] = fn(state[i])
-        out.append(
-            (
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                _read_decimal(row[6]),
-                row[7],
-                dict(zip(STATE_COLUMNS, state, strict=True)),
-            )
-        )
+        if row[8] is None:
+            return None
+        state = list(row[9:])
+        for i in _TIME_AT:
+            text = state[i]
+            if text is not None:
+                at = times.get(text)
+                if at is None:
+                    at = times[text] = _read_sqlite_time(text)  # type: ignore[assignment]
+                state[i] = at
+        for i in _BOOL_AT:
+            state[i] = bool(state[i])
+        state[_TAMPER_AT] = _read_tamper(state[_TAMPER_AT])
+        raw_kw = row[6]
+        kw = None if raw_kw is None else loads.get(raw_kw)
+        if kw is None and raw_kw is not None:
+            kw = loads[raw_kw] = Decimal(f"{raw_kw:.3f}")  # REAL, read at the column's scale
+        out.append((row[0], row[1], row[2], row[3], row[4], row[5], kw, row[7], tuple(state)))
     return out
+
+
+def _pg_rows(fetched: Sequence[Any]) -> list[StateRow]:
+    out: list[StateRow] = []
+    for row in fetched:
+        state = list(row[9:])
+        state[_TAMPER_AT] = _read_tamper(state[_TAMPER_AT])
+        out.append((*row[:8], tuple(state)))
+    return out
+
+
+def _executemany(session: Session, sql: str, params: list[Any]) -> None:
+    """The driver's executemany, in the session's transaction (SQLAlchemy's would check
+    and copy every row first)."""
+    if not params:
+        return
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+    finally:
+        cursor.close()
+
+
+def _tamper_text(tamper: dict[str, tuple[bool, datetime]]) -> str | None:
+    """The tamper column's JSON ({code: [active, ISO time]}; NULL for none)."""
+    if not tamper:
+        return None
+    return json.dumps({code: [active, at.isoformat()] for code, (active, at) in tamper.items()})
 
 
 def save_states(
@@ -214,78 +276,89 @@ def save_states(
     now: datetime,
 ) -> None:
     """Write `columns` of each (meter id, its values in the order of `columns`);
-    ``tamper`` is a JSON-able dict."""
+    ``tamper`` as the rules hold it ({code: (active, time)})."""
     pg = _is_pg(session)
     mark = "%s" if pg else "?"
     sets = ", ".join(f"{c} = {mark}" for c in (*columns, "updated_at"))
     sql = f"UPDATE meter_states SET {sets} WHERE meter_id = {mark}"
-    stamp: Any = now if pg else _sqlite_time(now)
-    convert: list[Any] = []
-    for name in columns:
-        if name == "tamper":
-            convert.append(json.dumps)
-        elif pg:
-            convert.append(None)
-        elif name in TIMES:
-            convert.append(_sqlite_time)
-        elif name in DECIMALS:
-            convert.append(float)
-        elif name in BOOLS:
-            convert.append(int)
-        else:
-            convert.append(None)
     if pg:
-        _save_states_pg(session, columns, convert, rows, now)
+        _save_states_pg(session, columns, rows, now)
         return
+    # SQLite: times as text (memoised: a batch's events share a handful), decimals as
+    # REAL; booleans go as they are (sqlite3 binds them as 0/1).
+    times_at = [i for i, name in enumerate(columns) if name in TIMES]
+    others = [
+        (i, _tamper_text if name == "tamper" else float)
+        for i, name in enumerate(columns)
+        if name == "tamper" or name in DECIMALS
+    ]
+    stamp = _sqlite_time(now)
+    texts: dict[datetime, str | None] = {}
     params = []
-    times: dict[datetime, str | None] = {}  # a batch's events share a handful of times
     for meter_id, values in rows:
-        out: list[Any] = []
-        for v, fn in zip(values, convert, strict=True):
-            if v is None or fn is None:
-                out.append(v)
-            elif fn is _sqlite_time:
-                text = times.get(v)
+        out = [*values, stamp, meter_id]
+        for i in times_at:
+            at = out[i]
+            if at is not None:
+                text = texts.get(at)
                 if text is None:
-                    text = times[v] = _sqlite_time(v)
-                out.append(text)
-            else:
-                out.append(fn(v))
-        out.append(stamp)
-        out.append(meter_id)
-        params.append(tuple(out))
-    if params:
-        session.connection().exec_driver_sql(sql, params)
+                    text = texts[at] = _sqlite_time(at)
+                out[i] = text
+        for i, fn in others:
+            if out[i] is not None:
+                out[i] = fn(out[i])
+        params.append(out)
+    _executemany(session, sql, params)
 
 
 def _pg_type(column: str) -> str:
     return PG_TYPES.get(column) or ("timestamptz" if column in TIMES else "text")
 
 
+def _json_rows(columns: Sequence[str], types: Sequence[str], *, nested: bool) -> str:
+    """SQL for the rows of a JSON array parameter as typed columns: psycopg dumps a
+    Python list as an array parameter in Python, value by value (most of the client's
+    CPU for a batch), where msgspec encodes the whole batch as one JSON text in C.
+    `nested`: each row is [meter id, [values]] rather than flat."""
+    picks = []
+    for i, (name, kind) in enumerate(zip(columns, types, strict=True)):
+        path = ("r->>0" if i == 0 else f"r->1->>{i - 1}") if nested else f"r->>{i}"
+        picks.append(f"({path})::{kind} AS {name}")
+    return f"SELECT {', '.join(picks)} FROM json_array_elements(%s::json) AS r"
+
+
 def _save_states_pg(
     session: Session,
     columns: Sequence[str],
-    convert: list[Any],
     rows: Iterable[tuple[int, Sequence[Any]]],
     now: datetime,
 ) -> None:
-    """One UPDATE ... FROM unnest(arrays) for the whole batch: PostgreSQL's executemany
-    would still be one statement per row."""
-    arrays: list[list[Any]] = [[] for _ in range(len(columns) + 1)]
-    for meter_id, values in sorted(rows, key=lambda r: r[0]):
-        arrays[0].append(meter_id)
-        for i, (v, fn) in enumerate(zip(values, convert, strict=True), start=1):
-            arrays[i].append(fn(v) if fn is not None and v is not None else v)
-    if not arrays[0]:
+    """One UPDATE ... FROM (the batch's rows as one JSON parameter): PostgreSQL's
+    executemany would still be one statement per row."""
+    ordered = sorted(rows, key=_first)  # one order: concurrent batches never deadlock
+    if not ordered:
         return
+    if "tamper" in columns:
+        at = columns.index("tamper")
+        ordered = [
+            (meter_id, [*values[:at], _tamper_text(values[at]), *values[at + 1 :]])
+            for meter_id, values in ordered
+        ]
     names = ["meter_id", *columns]
-    sets = ", ".join(f"{c} = v.{c}::json" if c == "tamper" else f"{c} = v.{c}" for c in columns)
+    types = ["json" if c == "tamper" else _pg_type(c) for c in names]
+    sets = ", ".join(f"{c} = v.{c}" for c in columns)
     sql = (
         f"UPDATE meter_states AS s SET {sets}, updated_at = %s"
-        f" FROM unnest({', '.join(f'%s::{_pg_type(c)}[]' for c in names)})"
-        f" AS v({', '.join(names)}) WHERE s.meter_id = v.meter_id"
+        f" FROM ({_json_rows(names, types, nested=True)}) AS v WHERE s.meter_id = v.meter_id"
     )
-    session.connection().exec_driver_sql(sql, (now, *arrays))
+    session.connection().exec_driver_sql(sql, (now, _ENCODE(ordered).decode()))
+
+
+def _first(row: tuple[Any, ...]) -> Any:
+    return row[0]
+
+
+_ENCODE = msgspec.json.Encoder().encode  # Decimals as their text, times as RFC 3339
 
 
 USAGE_COLUMNS = (
@@ -302,9 +375,9 @@ USAGE_COLUMNS = (
 )
 
 
-def upsert_usage(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Fold each (meter, period, start) row into meter_usage: register low and high
-    water marks, highest demand, recharges added."""
+def upsert_usage(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Fold each row (values in `USAGE_COLUMNS` order) into meter_usage: register low and
+    high water marks, highest demand, recharges added."""
     if not rows:
         return
     pg = _is_pg(session)
@@ -317,9 +390,12 @@ def upsert_usage(session: Session, rows: list[dict[str, Any]]) -> None:
     def higher(c: str) -> str:
         return f"{high}(COALESCE(u.{c}, excluded.{c}), COALESCE(excluded.{c}, u.{c}))"
 
+    if pg:  # one statement: INSERT ... SELECT from the rows as one JSON parameter
+        values = " " + _json_rows(USAGE_COLUMNS, [_pg_type(c) for c in USAGE_COLUMNS], nested=False)
+    else:
+        values = f" VALUES ({', '.join([mark] * len(USAGE_COLUMNS))})"
     sql = (
-        f"INSERT INTO meter_usage AS u ({', '.join(USAGE_COLUMNS)})"
-        f" VALUES ({', '.join([mark] * len(USAGE_COLUMNS))})"
+        f"INSERT INTO meter_usage AS u ({', '.join(USAGE_COLUMNS)}){values}"
         " ON CONFLICT (meter_id, period, start) DO UPDATE SET"
         f" reading_min = {lower('reading_min')},"
         f" reading_max = {higher('reading_max')},"
@@ -328,23 +404,32 @@ def upsert_usage(session: Session, rows: list[dict[str, Any]]) -> None:
         " recharges = u.recharges + excluded.recharges,"
         " recharged_minor = u.recharged_minor + excluded.recharged_minor"
     )
-    ordered = sorted(rows, key=lambda r: (r["meter_id"], r["period"], r["start"]))
-    if pg:  # one statement: INSERT ... SELECT FROM unnest(one array per column)
-        arrays = [[row[c] for row in ordered] for c in USAGE_COLUMNS]
-        sql = sql.replace(
-            f" VALUES ({', '.join([mark] * len(USAGE_COLUMNS))})",
-            " SELECT * FROM unnest("
-            + ", ".join(f"%s::{_pg_type(c)}[]" for c in USAGE_COLUMNS)
-            + ")",
-        )
-        session.connection().exec_driver_sql(sql, tuple(arrays))
+    ordered = sorted(rows, key=_usage_key)  # one order: concurrent batches never deadlock
+    if pg:
+        session.connection().exec_driver_sql(sql, (_ENCODE(ordered).decode(),))
         return
+    days: dict[Any, str] = {}  # a batch has a day or two
     params = []
-    for row in ordered:
-        values = [row[c] for c in USAGE_COLUMNS]
-        if not pg:
-            values[2] = values[2].isoformat() if isinstance(values[2], date) else values[2]
-            for i in (4, 5, 7):
-                values[i] = float(values[i]) if values[i] is not None else None
-        params.append(tuple(values))
-    session.connection().exec_driver_sql(sql, params)
+    for meter_id, period, start, tenant_id, low_v, high_v, unit, kw, count, minor in ordered:
+        day = days.get(start)
+        if day is None:
+            day = days[start] = start.isoformat() if isinstance(start, date) else start
+        params.append(
+            (
+                meter_id,
+                period,
+                day,
+                tenant_id,
+                None if low_v is None else float(low_v),
+                None if high_v is None else float(high_v),
+                unit,
+                None if kw is None else float(kw),
+                count,
+                minor,
+            )
+        )
+    _executemany(session, sql, params)
+
+
+def _usage_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return row[:3]

@@ -224,6 +224,8 @@ def start_http(url: str, pg: bool, web_workers: int) -> tuple[list[subprocess.Po
             "--port",
             str(port),
             "--no-dispatcher",
+            "--workers",
+            str(web_workers),
         ]
     procs = [
         subprocess.Popen(
@@ -289,9 +291,7 @@ def run_http(
     procs, base = start_http(url, pg, web_workers)
     try:
         cpu = tree_cpu(procs)
-        seconds = asyncio.run(
-            post_all(base, key, batches, concurrency=2 * web_workers if pg else 2)
-        )
+        seconds = asyncio.run(post_all(base, key, batches, concurrency=2 * web_workers))
         cpu = tree_cpu(procs) - cpu
     finally:
         stop_all(procs)
@@ -570,15 +570,15 @@ def bench_database(args: argparse.Namespace, url: str, pg: bool) -> list[str]:
     lines.append(f"[{name}] fleet of {args.meters:,} meters created in {fleet_s:.1f} s (not timed)")
     stream = new_stream(args.meters, probes, args.cold)
     span = timedelta(minutes=30)
-    web_workers = args.web_workers if pg else 1
-    ingest_workers = args.ingest_workers if pg else 1
+    web_workers = args.web_workers if pg else args.sqlite_workers
+    ingest_workers = args.ingest_workers if pg else args.sqlite_workers
 
     batches = stream.batches(args.events, args.batch, span)
     n = sum(b.count(b"\n") for b in batches)
     if "http" in args.runs:
         seconds, cpu = run_http(url, key, batches, pg, web_workers)
         wait_processed(url, n)
-        shape = f"uvicorn x{web_workers}" if pg else "meterline serve"
+        shape = f"uvicorn x{web_workers}" if pg else f"meterline serve x{web_workers}"
         lines.append(result(f"[{name}] http ({shape})", n, seconds, cpu))
     done = processed(url)
     if args.mqtt and "mqtt" in args.runs:
@@ -646,6 +646,12 @@ def main() -> None:
     parser.add_argument("--runs", default="http,mqtt", help="which ingest paths to time")
     parser.add_argument("--web-workers", type=int, default=2, help="uvicorn workers (PostgreSQL)")
     parser.add_argument("--ingest-workers", type=int, default=2, help="MQTT workers (PostgreSQL)")
+    parser.add_argument(
+        "--sqlite-workers",
+        type=int,
+        default=1,
+        help="SQLite: web processes (`meterline serve --workers N`) and MQTT ingest workers",
+    )
     parser.add_argument("--latency-rate", type=float, default=5000.0)
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="0: skip")
     parser.add_argument("--probes", type=float, default=10.0, help="probe alerts a second")

@@ -44,6 +44,7 @@ import json
 import os
 import platform
 import random
+import resource
 import socket
 import sqlite3
 import subprocess
@@ -52,6 +53,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -263,6 +265,39 @@ async def post_all(base: str, key: str, batches: list[bytes], concurrency: int) 
         return time.perf_counter() - start
 
 
+def tree_pids(procs: list[Any]) -> list[int]:
+    """These processes and their children (uvicorn's and `serve --workers`' workers)."""
+    out, todo = [], [p.pid for p in procs]
+    while todo:
+        pid = todo.pop()
+        try:
+            todo.extend(
+                int(c)
+                for t in Path(f"/proc/{pid}/task").iterdir()
+                for c in (t / "children").read_text().split()
+            )
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        out.append(pid)
+    return out
+
+
+def peak_rss_mb(procs: list[Any]) -> float:
+    """The largest peak resident size (VmHWM) among these processes and their children."""
+    peak = 0
+    for pid in tree_pids(procs):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return peak / 1024
+
+
+PEAKS: dict[str, float] = {}  # run -> peak resident MB of one ingesting process
+
+
 def tree_cpu(procs: list[Any]) -> float:
     """CPU seconds so far of these processes and their children (uvicorn's workers), from
     /proc: taken after start-up and before the stop, imports and shutdown are left out."""
@@ -284,15 +319,76 @@ def tree_cpu(procs: list[Any]) -> float:
     return total
 
 
+class BackendCpu:
+    """CPU seconds of the PostgreSQL server processes that serve our ingesting processes
+    (their connections carry this run's application_name; the server runs on this
+    machine, so /proc has them). Other clients of the same server are left out."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.name = f"mlbench{uuid.uuid4().hex[:8]}"
+        self.url = url
+        self.tagged = (
+            make_url(url)
+            .update_query_dict({"application_name": self.name})
+            .render_as_string(hide_password=False)
+        )
+        self.start: dict[int, float] = {}
+
+    def _now(self) -> dict[int, float]:
+        from sqlalchemy import text
+
+        from meterline.runtime import open_runtime
+
+        rt = open_runtime(database_url=self.url)
+        try:
+            with rt.engine.connect() as conn:
+                pids = conn.execute(
+                    text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
+                    {"n": self.name},
+                ).scalars()
+                out = {}
+                for pid in pids:
+                    try:
+                        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    except FileNotFoundError:
+                        continue
+                    out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                return out
+        finally:
+            rt.close()
+
+    def begin(self) -> None:
+        self.start = self._now()
+
+    def seconds(self) -> float:
+        """Since `begin`: backends that appeared meanwhile count from zero (the pools
+        keep their connections, so few come and go)."""
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self._now().items())
+
+
+SERVER_CPU: dict[str, float] = {}  # run -> PostgreSQL server CPU seconds
+
+
 def run_http(
     url: str, key: str, batches: list[bytes], pg: bool, web_workers: int
 ) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the server processes)."""
-    procs, base = start_http(url, pg, web_workers)
+    backends = BackendCpu(url) if pg else None
+    procs, base = start_http(backends.tagged if backends else url, pg, web_workers)
     try:
+        # Every worker's pool holds a connection once it served a request: warm them up.
+        warm = batches[: 2 * web_workers]
+        asyncio.run(post_all(base, key, [b[: b.index(b"\n") + 1] for b in warm], 2 * web_workers))
+        if backends:
+            backends.begin()
         cpu = tree_cpu(procs)
         seconds = asyncio.run(post_all(base, key, batches, concurrency=2 * web_workers))
         cpu = tree_cpu(procs) - cpu
+        if backends:
+            SERVER_CPU["http"] = backends.seconds()
+        PEAKS["http"] = peak_rss_mb(procs)
     finally:
         stop_all(procs)
     return seconds, cpu
@@ -373,8 +469,11 @@ def run_mqtt(
 ) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the ingest workers)."""
     root = f"bench{uuid.uuid4().hex[:8]}"
-    procs = start_ingest(url, mqtt, root, workers)
+    backends = BackendCpu(url) if url.startswith("postgresql") else None
+    procs = start_ingest(backends.tagged if backends else url, mqtt, root, workers)
     try:
+        if backends:
+            backends.begin()
         cpu = tree_cpu(procs)
         total = already + sum(b.count(b"\n") for b in batches)
         start = time.perf_counter()
@@ -382,6 +481,9 @@ def run_mqtt(
         wait_processed(url, total)
         seconds = time.perf_counter() - start
         cpu = tree_cpu(procs) - cpu
+        if backends:
+            SERVER_CPU["mqtt"] = backends.seconds()
+        PEAKS["mqtt"] = peak_rss_mb(procs)
     finally:
         stop_all(procs)
     return seconds, cpu
@@ -562,12 +664,16 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p / 100))]
 
 
-def bench_database(args: argparse.Namespace, url: str, pg: bool) -> list[str]:
+def bench_database(args: argparse.Namespace, url: str, pg: bool) -> Iterator[str]:
     name = "postgresql" if pg else "sqlite"
-    lines = []
     probes = int(args.probes * args.latency_seconds) + 50 if args.mqtt else 0
+    fleet_cpu = time.process_time()
     key, fleet_s = prepare(url, args.meters)
-    lines.append(f"[{name}] fleet of {args.meters:,} meters created in {fleet_s:.1f} s (not timed)")
+    fleet_cpu = time.process_time() - fleet_cpu
+    yield (
+        f"[{name}] fleet of {args.meters:,} meters created in {fleet_s:.1f} s"
+        f" ({fleet_cpu:.1f} CPU-s in this process with the schema; not timed)"
+    )
     stream = new_stream(args.meters, probes, args.cold)
     span = timedelta(minutes=30)
     web_workers = args.web_workers if pg else args.sqlite_workers
@@ -579,20 +685,30 @@ def bench_database(args: argparse.Namespace, url: str, pg: bool) -> list[str]:
         seconds, cpu = run_http(url, key, batches, pg, web_workers)
         wait_processed(url, n)
         shape = f"uvicorn x{web_workers}" if pg else f"meterline serve x{web_workers}"
-        lines.append(result(f"[{name}] http ({shape})", n, seconds, cpu))
+        yield (result(f"[{name}] http ({shape})", n, seconds, cpu))
+        if "http" in SERVER_CPU:
+            yield server_line(name, "http", n)
     done = processed(url)
     if args.mqtt and "mqtt" in args.runs:
         mq_batches = stream.batches(args.events, args.batch, span)
         seconds, cpu = run_mqtt(url, args.mqtt, mq_batches, ingest_workers, done)
-        lines.append(result(f"[{name}] mqtt (meterline ingest x{ingest_workers})", n, seconds, cpu))
+        yield (result(f"[{name}] mqtt (meterline ingest x{ingest_workers})", n, seconds, cpu))
+        if "mqtt" in SERVER_CPU:
+            yield server_line(name, "mqtt", n)
     c = counts(url)
-    lines.append(
+    yield (
         f"[{name}] stored: {c['states']:,} meter states, {c['alerts']:,} alert episodes,"
         f" {c['messages']:,} messages queued; {c['rejected']} rejected, {c['unknown']} unknown"
     )
+    peaks = ", ".join(f"{run} {mb:,.0f} MB" for run, mb in PEAKS.items())
+    yield (
+        f"[{name}] peak resident memory: one ingesting process {peaks or '-'};"
+        f" this bench process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB"
+    )
+    PEAKS.clear()
     cpu = time.process_time()
     seconds = raw_baseline(url, batches)
-    lines.append(
+    yield (
         result(
             f"[{name}] baseline: raw {'COPY' if pg else 'executemany'}",
             n,
@@ -613,13 +729,20 @@ def bench_database(args: argparse.Namespace, url: str, pg: bool) -> list[str]:
             args.probes,
         )
         ok = "met" if lat and pct(lat, 99) < TARGET_P99 else "NOT met"
-        lines.append(
+        yield (
             f"[{name}] latency at {args.latency_rate:,.0f} events/s over MQTT ({args.probes:g}"
             " probe alerts/s), published ->"
             f" alert message visible: p50 {pct(lat, 50) * 1000:,.0f} ms, p99"
             f" {pct(lat, 99) * 1000:,.0f} ms ({seen}/{sent} probes; target p99 < 1 s: {ok})"
         )
-    return lines
+
+
+def server_line(name: str, run: str, n: int) -> str:
+    cpu = SERVER_CPU.pop(run)
+    return (
+        f"[{name}]   {run}: PostgreSQL server processes {cpu:.1f} CPU-s,"
+        f" {cpu / n * 1e6:.1f} µs an event ({n / cpu:,.0f} events per server CPU-second)"
+    )
 
 
 def result(name: str, n: int, seconds: float, cpu: float) -> str:

@@ -16,10 +16,12 @@ when the database has every event (rules evaluated, states, usage, alerts and th
 messages written):
 
   http        batches POSTed to /api/v1/events of a real server process: `meterline
-              serve --no-dispatcher` on SQLite; `uvicorn --workers 2` on PostgreSQL
+              serve --no-dispatcher --workers N` on SQLite (--sqlite-workers, 1);
+              `uvicorn --workers N` on PostgreSQL (--web-workers, 2)
   mqtt        the same number of events (the stream continued: every meter has a state
               by now) published with QoS 1 to Mosquitto, one batch per message, taken by
-              `meterline ingest` workers (1 on SQLite, 2 in one shared group on PostgreSQL)
+              `meterline ingest` workers in one shared group (--sqlite-workers on SQLite,
+              1; --ingest-workers on PostgreSQL, 2)
   baseline    the raw write of the same events, nothing else: each NDJSON line parsed and
               its meter, type, time and body written to a bare table (executemany in one
               transaction per batch on SQLite, COPY on PostgreSQL), in this process
@@ -33,7 +35,10 @@ dispatcher), as a poller in this process sees it every 10 ms.
 
 Beside each rate: events per CPU-second of the ingesting processes (server or workers,
 from /proc during the run; the baseline's is this process's), which a busy machine disturbs
-least. Targets: 50,000 events/s sustained; alert latency p99 under 1 s at 5,000 events/s.
+least; on PostgreSQL also the CPU of the server processes that served them (their
+connections carry the run's application_name), and the peak resident memory of an
+ingesting process. Targets: 50,000 events/s sustained; alert latency p99 under 1 s at
+5,000 events/s.
 """
 
 from __future__ import annotations

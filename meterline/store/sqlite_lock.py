@@ -28,6 +28,13 @@ def lock_path(database: str | None) -> Path | None:
     """The queue's file for a SQLite database path; None for in-memory databases."""
     if not database or database == ":memory:" or database.startswith("file::memory:"):
         return None
+    if database.startswith("file:"):  # a URI filename: its path, without the query
+        if "mode=memory" in database:
+            return None
+        database = database[len("file:") :].split("?", 1)[0]
+        database = database.removeprefix("//localhost").removeprefix("//")
+        if not database:
+            return None
     return Path(f"{database}-writers")
 
 

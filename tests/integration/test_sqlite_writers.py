@@ -18,6 +18,7 @@ from meterline.store.sqlite_lock import ProcessWriteLock, lock_path
 
 def test_the_lock_file_sits_beside_the_database_and_memory_has_none() -> None:
     assert lock_path("/data/m.db") == Path("/data/m.db-writers")
+    assert lock_path("file:/data/m.db?mode=rwc") == Path("/data/m.db-writers")
     assert lock_path(":memory:") is None
     assert lock_path(None) is None
 

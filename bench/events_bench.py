@@ -16,10 +16,12 @@ when the database has every event (rules evaluated, states, usage, alerts and th
 messages written):
 
   http        batches POSTed to /api/v1/events of a real server process: `meterline
-              serve --no-dispatcher` on SQLite; `uvicorn --workers 2` on PostgreSQL
+              serve --no-dispatcher --workers N` on SQLite (--sqlite-workers, 1);
+              `uvicorn --workers N` on PostgreSQL (--web-workers, 2)
   mqtt        the same number of events (the stream continued: every meter has a state
               by now) published with QoS 1 to Mosquitto, one batch per message, taken by
-              `meterline ingest` workers (1 on SQLite, 2 in one shared group on PostgreSQL)
+              `meterline ingest` workers in one shared group (--sqlite-workers on SQLite,
+              1; --ingest-workers on PostgreSQL, 2)
   baseline    the raw write of the same events, nothing else: each NDJSON line parsed and
               its meter, type, time and body written to a bare table (executemany in one
               transaction per batch on SQLite, COPY on PostgreSQL), in this process
@@ -33,7 +35,10 @@ dispatcher), as a poller in this process sees it every 10 ms.
 
 Beside each rate: events per CPU-second of the ingesting processes (server or workers,
 from /proc during the run; the baseline's is this process's), which a busy machine disturbs
-least. Targets: 50,000 events/s sustained; alert latency p99 under 1 s at 5,000 events/s.
+least; on PostgreSQL also the CPU of the server processes that served them (their
+connections carry the run's application_name), and the peak resident memory of an
+ingesting process. Targets: 50,000 events/s sustained; alert latency p99 under 1 s at
+5,000 events/s.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import json
 import os
 import platform
 import random
+import resource
 import socket
 import sqlite3
 import subprocess
@@ -52,6 +58,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -224,6 +231,8 @@ def start_http(url: str, pg: bool, web_workers: int) -> tuple[list[subprocess.Po
             "--port",
             str(port),
             "--no-dispatcher",
+            "--workers",
+            str(web_workers),
         ]
     procs = [
         subprocess.Popen(
@@ -261,6 +270,39 @@ async def post_all(base: str, key: str, batches: list[bytes], concurrency: int) 
         return time.perf_counter() - start
 
 
+def tree_pids(procs: list[Any]) -> list[int]:
+    """These processes and their children (uvicorn's and `serve --workers`' workers)."""
+    out, todo = [], [p.pid for p in procs]
+    while todo:
+        pid = todo.pop()
+        try:
+            todo.extend(
+                int(c)
+                for t in Path(f"/proc/{pid}/task").iterdir()
+                for c in (t / "children").read_text().split()
+            )
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        out.append(pid)
+    return out
+
+
+def peak_rss_mb(procs: list[Any]) -> float:
+    """The largest peak resident size (VmHWM) among these processes and their children."""
+    peak = 0
+    for pid in tree_pids(procs):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return peak / 1024
+
+
+PEAKS: dict[str, float] = {}  # run -> peak resident MB of one ingesting process
+
+
 def tree_cpu(procs: list[Any]) -> float:
     """CPU seconds so far of these processes and their children (uvicorn's workers), from
     /proc: taken after start-up and before the stop, imports and shutdown are left out."""
@@ -282,17 +324,76 @@ def tree_cpu(procs: list[Any]) -> float:
     return total
 
 
+class BackendCpu:
+    """CPU seconds of the PostgreSQL server processes that serve our ingesting processes
+    (their connections carry this run's application_name; the server runs on this
+    machine, so /proc has them). Other clients of the same server are left out."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.name = f"mlbench{uuid.uuid4().hex[:8]}"
+        self.url = url
+        self.tagged = (
+            make_url(url)
+            .update_query_dict({"application_name": self.name})
+            .render_as_string(hide_password=False)
+        )
+        self.start: dict[int, float] = {}
+
+    def _now(self) -> dict[int, float]:
+        from sqlalchemy import text
+
+        from meterline.runtime import open_runtime
+
+        rt = open_runtime(database_url=self.url)
+        try:
+            with rt.engine.connect() as conn:
+                pids = conn.execute(
+                    text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
+                    {"n": self.name},
+                ).scalars()
+                out = {}
+                for pid in pids:
+                    try:
+                        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    except FileNotFoundError:
+                        continue
+                    out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                return out
+        finally:
+            rt.close()
+
+    def begin(self) -> None:
+        self.start = self._now()
+
+    def seconds(self) -> float:
+        """Since `begin`: backends that appeared meanwhile count from zero (the pools
+        keep their connections, so few come and go)."""
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self._now().items())
+
+
+SERVER_CPU: dict[str, float] = {}  # run -> PostgreSQL server CPU seconds
+
+
 def run_http(
     url: str, key: str, batches: list[bytes], pg: bool, web_workers: int
 ) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the server processes)."""
-    procs, base = start_http(url, pg, web_workers)
+    backends = BackendCpu(url) if pg else None
+    procs, base = start_http(backends.tagged if backends else url, pg, web_workers)
     try:
+        # Every worker's pool holds a connection once it served a request: warm them up.
+        warm = batches[: 2 * web_workers]
+        asyncio.run(post_all(base, key, [b[: b.index(b"\n") + 1] for b in warm], 2 * web_workers))
+        if backends:
+            backends.begin()
         cpu = tree_cpu(procs)
-        seconds = asyncio.run(
-            post_all(base, key, batches, concurrency=2 * web_workers if pg else 2)
-        )
+        seconds = asyncio.run(post_all(base, key, batches, concurrency=2 * web_workers))
         cpu = tree_cpu(procs) - cpu
+        if backends:
+            SERVER_CPU["http"] = backends.seconds()
+        PEAKS["http"] = peak_rss_mb(procs)
     finally:
         stop_all(procs)
     return seconds, cpu
@@ -373,8 +474,11 @@ def run_mqtt(
 ) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the ingest workers)."""
     root = f"bench{uuid.uuid4().hex[:8]}"
-    procs = start_ingest(url, mqtt, root, workers)
+    backends = BackendCpu(url) if url.startswith("postgresql") else None
+    procs = start_ingest(backends.tagged if backends else url, mqtt, root, workers)
     try:
+        if backends:
+            backends.begin()
         cpu = tree_cpu(procs)
         total = already + sum(b.count(b"\n") for b in batches)
         start = time.perf_counter()
@@ -382,6 +486,9 @@ def run_mqtt(
         wait_processed(url, total)
         seconds = time.perf_counter() - start
         cpu = tree_cpu(procs) - cpu
+        if backends:
+            SERVER_CPU["mqtt"] = backends.seconds()
+        PEAKS["mqtt"] = peak_rss_mb(procs)
     finally:
         stop_all(procs)
     return seconds, cpu
@@ -562,37 +669,51 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p / 100))]
 
 
-def bench_database(args: argparse.Namespace, url: str, pg: bool) -> list[str]:
+def bench_database(args: argparse.Namespace, url: str, pg: bool) -> Iterator[str]:
     name = "postgresql" if pg else "sqlite"
-    lines = []
     probes = int(args.probes * args.latency_seconds) + 50 if args.mqtt else 0
+    fleet_cpu = time.process_time()
     key, fleet_s = prepare(url, args.meters)
-    lines.append(f"[{name}] fleet of {args.meters:,} meters created in {fleet_s:.1f} s (not timed)")
+    fleet_cpu = time.process_time() - fleet_cpu
+    yield (
+        f"[{name}] fleet of {args.meters:,} meters created in {fleet_s:.1f} s"
+        f" ({fleet_cpu:.1f} CPU-s in this process with the schema; not timed)"
+    )
     stream = new_stream(args.meters, probes, args.cold)
     span = timedelta(minutes=30)
-    web_workers = args.web_workers if pg else 1
-    ingest_workers = args.ingest_workers if pg else 1
+    web_workers = args.web_workers if pg else args.sqlite_workers
+    ingest_workers = args.ingest_workers if pg else args.sqlite_workers
 
     batches = stream.batches(args.events, args.batch, span)
     n = sum(b.count(b"\n") for b in batches)
     if "http" in args.runs:
         seconds, cpu = run_http(url, key, batches, pg, web_workers)
         wait_processed(url, n)
-        shape = f"uvicorn x{web_workers}" if pg else "meterline serve"
-        lines.append(result(f"[{name}] http ({shape})", n, seconds, cpu))
+        shape = f"uvicorn x{web_workers}" if pg else f"meterline serve x{web_workers}"
+        yield (result(f"[{name}] http ({shape})", n, seconds, cpu))
+        if "http" in SERVER_CPU:
+            yield server_line(name, "http", n)
     done = processed(url)
     if args.mqtt and "mqtt" in args.runs:
         mq_batches = stream.batches(args.events, args.batch, span)
         seconds, cpu = run_mqtt(url, args.mqtt, mq_batches, ingest_workers, done)
-        lines.append(result(f"[{name}] mqtt (meterline ingest x{ingest_workers})", n, seconds, cpu))
+        yield (result(f"[{name}] mqtt (meterline ingest x{ingest_workers})", n, seconds, cpu))
+        if "mqtt" in SERVER_CPU:
+            yield server_line(name, "mqtt", n)
     c = counts(url)
-    lines.append(
+    yield (
         f"[{name}] stored: {c['states']:,} meter states, {c['alerts']:,} alert episodes,"
         f" {c['messages']:,} messages queued; {c['rejected']} rejected, {c['unknown']} unknown"
     )
+    peaks = ", ".join(f"{run} {mb:,.0f} MB" for run, mb in PEAKS.items())
+    yield (
+        f"[{name}] peak resident memory: one ingesting process {peaks or '-'};"
+        f" this bench process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB"
+    )
+    PEAKS.clear()
     cpu = time.process_time()
     seconds = raw_baseline(url, batches)
-    lines.append(
+    yield (
         result(
             f"[{name}] baseline: raw {'COPY' if pg else 'executemany'}",
             n,
@@ -613,13 +734,20 @@ def bench_database(args: argparse.Namespace, url: str, pg: bool) -> list[str]:
             args.probes,
         )
         ok = "met" if lat and pct(lat, 99) < TARGET_P99 else "NOT met"
-        lines.append(
+        yield (
             f"[{name}] latency at {args.latency_rate:,.0f} events/s over MQTT ({args.probes:g}"
             " probe alerts/s), published ->"
             f" alert message visible: p50 {pct(lat, 50) * 1000:,.0f} ms, p99"
             f" {pct(lat, 99) * 1000:,.0f} ms ({seen}/{sent} probes; target p99 < 1 s: {ok})"
         )
-    return lines
+
+
+def server_line(name: str, run: str, n: int) -> str:
+    cpu = SERVER_CPU.pop(run)
+    return (
+        f"[{name}]   {run}: PostgreSQL server processes {cpu:.1f} CPU-s,"
+        f" {cpu / n * 1e6:.1f} µs an event ({n / cpu:,.0f} events per server CPU-second)"
+    )
 
 
 def result(name: str, n: int, seconds: float, cpu: float) -> str:
@@ -646,6 +774,12 @@ def main() -> None:
     parser.add_argument("--runs", default="http,mqtt", help="which ingest paths to time")
     parser.add_argument("--web-workers", type=int, default=2, help="uvicorn workers (PostgreSQL)")
     parser.add_argument("--ingest-workers", type=int, default=2, help="MQTT workers (PostgreSQL)")
+    parser.add_argument(
+        "--sqlite-workers",
+        type=int,
+        default=1,
+        help="SQLite: web processes (`meterline serve --workers N`) and MQTT ingest workers",
+    )
     parser.add_argument("--latency-rate", type=float, default=5000.0)
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="0: skip")
     parser.add_argument("--probes", type=float, default=10.0, help="probe alerts a second")

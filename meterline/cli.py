@@ -258,6 +258,14 @@ def serve(
         bool,
         typer.Option("--no-dispatcher", help="Leave sending to `meterline worker` processes"),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Web processes (uvicorn workers); the dispatcher still runs once, in the"
+            " parent process. On SQLite they queue for the write lock (see docs/deployment.md)",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API and the operator console, with a dispatcher in-process."""
     import uvicorn
@@ -267,9 +275,39 @@ def serve(
 
     rt = _runtime()
     configure_logging(rt.settings.log_json, rt.settings.log_level)
-    uvicorn.run(
-        create_app(rt, dispatcher=not no_dispatcher), host=host, port=port, log_level="info"
-    )
+    if workers == 1:
+        uvicorn.run(
+            create_app(rt, dispatcher=not no_dispatcher), host=host, port=port, log_level="info"
+        )
+        return
+    from meterline.services.dispatch import Dispatcher, DispatcherThread, dispatch_settings
+
+    # Each worker builds its app from the same environment (`web.asgi.create`, no
+    # dispatcher); the one dispatcher runs here, in the supervising process. Console
+    # sessions must be signed alike in every worker: one secret for all of them.
+    if not rt.settings.secret_key.get_secret_value():
+        import secrets
+
+        os.environ["METERLINE_SECRET_KEY"] = secrets.token_urlsafe(32)
+    dispatcher = None
+    if not no_dispatcher:
+        dispatcher = DispatcherThread(
+            Dispatcher(rt.sessions, settings=dispatch_settings(rt.settings))
+        )
+        dispatcher.start()
+    try:
+        uvicorn.run(
+            "meterline.web.asgi:create",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
+    finally:
+        if dispatcher is not None:
+            dispatcher.stop()
+        rt.close()
 
 
 @app.command("demo")

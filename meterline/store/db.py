@@ -10,6 +10,10 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from meterline.store.sqlite_lock import ProcessWriteLock, lock_path
+
+BUSY_TIMEOUT_S = 30  # how long a SQLite writer waits for the lock before giving up
+
 
 def normalise_url(url: str) -> str:
     # People write postgresql://; we use psycopg 3, not psycopg2.
@@ -23,7 +27,7 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         _serialise_sqlite_writers(engine)
         return engine
@@ -36,7 +40,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cur.close()
     # SQLAlchemy, not the driver, starts transactions (see _sqlite_begin_immediate).
     dbapi_conn.isolation_level = None
@@ -48,11 +52,15 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
     A deferred transaction that reads and then writes fails at once ("database is
     locked") when another connection wrote in between; the dispatcher and the web
     requests write concurrently, so each transaction begins IMMEDIATE. Threads of one
-    process queue on a Python lock first: SQLite's own busy handler would make them
-    poll with sleeps of up to 100 ms, which is what latency is made of. Other processes
-    still wait on busy_timeout. Readers outside transactions are unaffected (WAL).
+    process queue on a Python lock first, and processes (several web workers or ingest
+    workers on one database) on a lock file (`sqlite_lock.ProcessWriteLock`): SQLite's
+    own busy handler would make them poll with sleeps of up to 100 ms, which is what
+    latency is made of. Both are let go once the COMMIT has run (or at the rollback).
+    Readers outside transactions are unaffected (WAL).
     """
     lock = threading.Lock()
+    path = lock_path(engine.url.database)
+    across = ProcessWriteLock(path, BUSY_TIMEOUT_S) if path is not None else None
     key = "meterline_write_lock"
 
     def begin(conn: Any) -> None:
@@ -60,25 +68,47 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")  # reads only: no write lock, no queue
             return
         lock.acquire()
-        conn.info[key] = True
+        try:
+            held = across is not None and across.acquire()
+        except BaseException:
+            lock.release()
+            raise
+        conn.info[key] = "process" if held else "thread"
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
-            release(conn)
+            release_info(conn.info)
             raise
 
-    def release(conn: Any) -> None:
-        if conn.info.pop(key, False):
+    def release_info(info: dict[Any, Any]) -> None:
+        held = info.pop(key, None)
+        if held == "process" and across is not None:
+            across.release()
+        if held is not None:
             lock.release()
+
+    def release(conn: Any) -> None:
+        release_info(conn.info)
 
     def release_record(_dbapi_conn: Any, record: Any, *_: Any) -> None:
         # A connection returned to the pool mid-transaction is rolled back by the pool,
         # without the rollback event: release here too.
-        if record.info.pop(key, False):
-            lock.release()
+        release_info(record.info)
 
+    # Core's commit event fires before the COMMIT runs: the next writer would find the
+    # database still locked. Let go after the driver's commit instead.
+    do_commit = engine.dialect.do_commit
+
+    def commit_then_release(dbapi_connection: Any) -> None:
+        try:
+            do_commit(dbapi_connection)
+        finally:
+            info = getattr(dbapi_connection, "info", None)
+            if isinstance(info, dict):
+                release_info(info)
+
+    engine.dialect.do_commit = commit_then_release  # type: ignore[method-assign]
     event.listen(engine, "begin", begin)
-    event.listen(engine, "commit", release)
     event.listen(engine, "rollback", release)
     event.listen(engine.pool, "checkin", release_record)
 

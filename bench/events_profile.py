@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
 
+    from meterline.gc_startup import freeze_startup_objects
     from meterline.runtime import open_runtime
     from meterline.services.meter_events import ingest_events
 
@@ -67,6 +68,7 @@ def main() -> None:
                 return alerts, messages
 
             ingest(warm)
+            freeze_startup_objects()  # as `meterline serve` and `meterline ingest` do
             profiler = cProfile.Profile(time.process_time) if args.profile else None
             wall, cpu = time.perf_counter(), time.process_time()
             if profiler:

@@ -180,6 +180,7 @@ def ingest(
 ) -> None:
     """Consume meter events from an MQTT broker into the database (one worker)."""
     from meterline.config import Settings
+    from meterline.gc_startup import freeze_startup_objects
     from meterline.ingest.events_handler import service_handler
     from meterline.ingest.mqtt import IngestSettings, MqttIngestWorker
     from meterline.ingest.sim_send import broker_address
@@ -210,6 +211,7 @@ def ingest(
 
     async def run() -> None:
         stop = _stop_on_signals()
+        freeze_startup_objects()
         await worker.run(stop)
 
     try:

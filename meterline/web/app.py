@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
+from meterline.gc_startup import freeze_startup_objects
 from meterline.runtime import Runtime
 from meterline.services.dispatch import Dispatcher, DispatcherThread, dispatch_settings
 from meterline.web import (
@@ -38,6 +39,7 @@ def create_app(runtime: Runtime, *, dispatcher: bool = False) -> FastAPI:
                 Dispatcher(runtime.sessions, settings=dispatch_settings(runtime.settings))
             )
             worker.start()
+        freeze_startup_objects()
         try:
             yield
         finally:

@@ -65,6 +65,14 @@ class DriverInsert:
         proc = self.table.c[column].type._cached_bind_processor(self.dialect)
         return value if proc is None or value is None else proc(value)
 
+    def binder(self, column: str) -> dict[Any, Any]:
+        """value -> `bind(column, value)`, each distinct value processed once.
+
+        For prebound columns of few distinct values (enums, due dates): indexing a dict
+        is the cheapest per-row conversion Python has.
+        """
+        return _Bound(lambda v: self.bind(column, v))
+
     def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         if not rows:
             return
@@ -94,6 +102,39 @@ class DriverInsert:
         with conn.connection.cursor() as cursor, cursor.copy(self.copy) as copy:  # type: ignore[attr-defined]
             for row in params:
                 copy.write_row(row)
+
+
+class _Bound(dict[Any, Any]):
+    def __init__(self, convert: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, value: Any) -> Any:
+        if len(self) > _CACHE_LIMIT:
+            self.clear()
+        bound = self[value] = self.convert(value)
+        return bound
+
+
+def reserve_ids(conn: Connection, table: FromClause, count: int) -> Sequence[int]:
+    """`count` fresh primary keys for `table`, for the caller to insert with.
+
+    Known ids spare a lookup by natural key after the insert. PostgreSQL: drawn from the
+    column's sequence. SQLite: the ids after the largest one, which is what SQLite itself
+    would assign (no table here is AUTOINCREMENT); this runs inside a write transaction
+    (BEGIN IMMEDIATE, see store/db.py), so no other connection can insert in between, and
+    if one ever did the primary key would refuse the insert rather than mix rows up.
+    """
+    assert isinstance(table, Table)
+    if count <= 0:
+        return ()
+    name = table.name
+    if conn.dialect.name == "postgresql":
+        sql = f"SELECT nextval(pg_get_serial_sequence('{name}', 'id')) FROM generate_series(1, %s)"
+        return [r[0] for r in conn.exec_driver_sql(sql, (count,))]
+    quoted = conn.dialect.identifier_preparer.format_table(table)
+    top = conn.exec_driver_sql(f"SELECT max(id) FROM {quoted}").scalar() or 0
+    return range(top + 1, top + count + 1)
 
 
 def lookup(

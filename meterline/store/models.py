@@ -133,8 +133,7 @@ class Consumer(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # No index of its own: uq_consumers_tenant_import_key leads with tenant_id (0009).
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(300))
     # The account number this consumer was first imported with: lets a bulk import find
     # the rows it has just inserted without relying on the order of RETURNING rows.

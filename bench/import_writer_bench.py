@@ -31,8 +31,7 @@ from meterline.domain.master_row import RowContext
 from meterline.ingest.master_sheet import SheetRequest, Verdicts, read_sheet
 from meterline.services.importer import ImportReport, _Writer
 from meterline.services.tenants import create_tenant, get_tenant
-import meterline.store.db as _db
-from meterline.store.db import make_session_factory, normalise_url
+from meterline.store.db import make_engine, make_session_factory, normalise_url
 from meterline.store.migrate import upgrade_engine
 from meterline.store.models import ImportRun
 
@@ -90,6 +89,7 @@ def main() -> None:
     p.add_argument("--file", type=Path, required=True)
     p.add_argument("--pg", help="PostgreSQL URL (a private schema, dropped after); else SQLite")
     p.add_argument("--profile", help="write a cProfile of the first import here")
+    p.add_argument("--profile-again", help="write a cProfile of the re-import here")
     opts = p.parse_args()
 
     verdicts = read_verdicts(opts.file)
@@ -120,7 +120,7 @@ def main() -> None:
         tmp = tempfile.mkdtemp(prefix="writer-bench-")
         url = f"sqlite:///{os.path.join(tmp, 'bench.db')}"
     try:
-        engine = _db.make_engine(url)
+        engine = make_engine(url)
         upgrade_engine(engine)
         factory = make_session_factory(engine)
         with factory() as session, session.begin():
@@ -132,7 +132,7 @@ def main() -> None:
                 currency="INR",
                 timezone="Asia/Kolkata",
             )
-        for label, prof in (("first import", opts.profile), ("re-import", None)):
+        for label, prof in (("first import", opts.profile), ("re-import", opts.profile_again)):
             cpu, wall = write_once(factory, verdicts, prof)
             print(
                 f"{label}: {cpu:.2f} CPU s, {wall:.2f} wall s, "

@@ -119,6 +119,10 @@ class _Writer:
         self.batch: list[tuple[int, MasterRecord]] = []
         self.issues: list[Issue] = []
         self.batches = 0
+        # Insert without looking stored keys up while the file's batches keep finding
+        # none (a first import, or past the part a killed run had stored): apply_batch
+        # falls back to the lookups by itself when a key turns out to exist.
+        self.assume_new = False
 
     def take(self, verdicts: Verdicts) -> None:
         self.report.blank_rows += verdicts.blank_rows
@@ -135,7 +139,14 @@ class _Writer:
         rep = self.report
         with self.factory() as session:
             try:
-                outcome = apply_batch(session, self.defaults, self.batch, self.areas, self.clock())
+                outcome = apply_batch(
+                    session,
+                    self.defaults,
+                    self.batch,
+                    self.areas,
+                    self.clock(),
+                    assume_new=self.assume_new,
+                )
                 for row, column, value, reason in outcome.rejected:
                     self.issues.append(Issue(row, column, value, reason))
                 rejected = [i for i in self.issues if not i.skipped]
@@ -163,6 +174,7 @@ class _Writer:
                 raise
         for k, v in totals.items():
             setattr(rep, k, v)
+        self.assume_new = outcome.all_new
         rep.errors.extend(_public(i) for i in rejected)
         rep.skipped_rows.extend(_public(i) for i in skipped)
         self.batch = []

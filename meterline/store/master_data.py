@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import KeyedColumnElement
 
@@ -24,7 +26,7 @@ from meterline.domain.enums import (
     Service,
 )
 from meterline.domain.master_row import MasterRecord
-from meterline.store.driver_sql import DriverInsert, lookup
+from meterline.store.driver_sql import DriverInsert, lookup, reserve_ids
 from meterline.store.models import Account, Area, Bill, Consumer, ContactPoint, Meter
 
 CONSUMERS = Consumer.__table__.c
@@ -76,6 +78,9 @@ class BatchOutcome:
     unchanged: int = 0
     # (row number, column, value, reason) for rows refused by a check against stored data.
     rejected: list[tuple[int, str | None, str | None, str]] = field(default_factory=list)
+    # No key of the batch was stored before it: the next batch of the same file may well
+    # be all new too, worth trying without lookups (apply_batch's `assume_new`).
+    all_new: bool = False
 
 
 class AreaCache:
@@ -137,8 +142,15 @@ def apply_batch(
     records: Sequence[tuple[int, MasterRecord]],
     areas: AreaCache,
     now: datetime | None = None,
+    *,
+    assume_new: bool = False,
 ) -> BatchOutcome:
+    """Upsert one batch. `assume_new`: first try inserting every record as new, without
+    looking up stored keys; a unique constraint refusing any of them sends the batch
+    through the lookups instead, so the result is the same either way (see _insert_all)."""
     now = now or datetime.now(UTC)
+    if assume_new and records and _insert_all(session, defaults, records, areas, now):
+        return BatchOutcome(inserted=len(records), all_new=True)
     out = BatchOutcome()
     tid = defaults.tenant_id
     conn = session.connection()
@@ -152,7 +164,7 @@ def apply_batch(
             [r.account for _, r in records],
         )
     }
-    records = _reject_taken_serials(session, tid, records, out)
+    records, serials_taken = _reject_taken_serials(session, tid, records, out)
 
     new: list[tuple[int, MasterRecord, str]] = []
     changed: list[tuple[int, MasterRecord, str, Any]] = []
@@ -166,23 +178,55 @@ def apply_batch(
         else:
             changed.append((row_no, rec, digest, current))
 
+    consumers_found = False
     if new:
-        _insert_new(session, defaults, new, areas, now)
+        keys = [rec.account for _, rec, _ in new]
+        consumer_ids = _ids_by_key(session, CONSUMERS.import_key, CONSUMERS.id, tid, keys)
+        consumers_found = bool(consumer_ids)
+        _insert_new(session, defaults, new, areas, now, consumer_ids)
         out.inserted += len(new)
     for _row_no, rec, digest, current in changed:
         if _update_existing(session, defaults, rec, digest, current, areas, now):
             out.updated += 1
         else:
             out.unchanged += 1
+    out.all_new = not (existing or serials_taken or consumers_found)
     return out
+
+
+def _insert_all(
+    session: Session,
+    d: TenantDefaults,
+    records: Sequence[tuple[int, MasterRecord]],
+    areas: AreaCache,
+    now: datetime,
+) -> bool:
+    """Insert every record as new, in a savepoint; False (and nothing written) if any exists.
+
+    The lookups this skips can only find what a unique constraint also finds: a stored
+    account (tenant, number), a consumer by import key (tenant, import_key) or a meter
+    serial (tenant, serial). If none of those refuses an insert, none of them was stored,
+    and the general path would have inserted exactly these rows.
+    """
+    conn = session.connection()
+    refusals = (IntegrityError, conn.dialect.loaded_dbapi.IntegrityError)
+    try:
+        with session.begin_nested():
+            new = [(row_no, rec, rec.digest()) for row_no, rec in records]
+            _insert_new(session, d, new, areas, now, {})
+    except refusals:
+        areas.clear()  # areas created inside the savepoint were rolled back with it
+        return False
+    return True
 
 
 def _reject_taken_serials(
     session: Session, tid: int, records: Sequence[tuple[int, MasterRecord]], out: BatchOutcome
-) -> list[tuple[int, MasterRecord]]:
+) -> tuple[list[tuple[int, MasterRecord]], bool]:
+    """The records whose meter serial is free or their own, and whether any was stored."""
     serials = [r.given["meter_serial"] for _, r in records if r.given.get("meter_serial")]
     if not serials:
-        return list(records)
+        return list(records), False
     owners = dict(
         lookup(
             session.connection(),
@@ -208,7 +252,7 @@ def _reject_taken_serials(
             )
             continue
         kept.append((row_no, rec))
-    return kept
+    return kept, bool(owners)
 
 
 CONSUMER_COLUMNS = (
@@ -240,9 +284,12 @@ BILL_COLUMNS = (
 )  # fmt: skip
 
 
-# Columns whose values _insert_new passes through DriverInsert.bind once per batch.
+# Columns whose values _insert_new passes through DriverInsert.bind itself.
 _STAMPS = ("created_at", "updated_at")
+_ACCOUNT_BOUND = (*_STAMPS, "service", "billing", "sanctioned_load_kw", "due_date")
 _CONTACT_BOUND = ("created_at", "kind", "whatsapp", "is_primary")
+_METER_BOUND = ("created_at", "kind")
+_BILL_BOUND = (*_STAMPS, "status", "due_date")
 
 
 def _insert_new(
@@ -251,22 +298,28 @@ def _insert_new(
     new: Sequence[tuple[int, MasterRecord, str]],
     areas: AreaCache,
     now: datetime,
+    consumer_ids: dict[str, int],
 ) -> None:
-    # Plain tuples through the driver's executemany (see store/driver_sql.py), then one
-    # SELECT per table to learn the new ids by their natural keys.
+    """Insert `new` with their consumers, phones, meters and open bills.
+
+    `consumer_ids`: consumers already stored for some of these accounts (by import key),
+    reused instead of inserted. Plain tuples of values the driver takes as they are go
+    through its executemany (or COPY; see store/driver_sql.py), with primary keys
+    reserved beforehand, so no lookup is needed to learn the new rows' ids.
+    """
     conn = session.connection()
     tid = d.tenant_id
-    keys = [rec.account for _, rec, _ in new]
-    consumer_ids = _ids_by_key(session, CONSUMERS.import_key, CONSUMERS.id, tid, keys)
     fresh = [rec for _, rec, _ in new if rec.account not in consumer_ids]
     if fresh:
         language = d.language
-        ins = DriverInsert(conn, Consumer.__table__, CONSUMER_COLUMNS, _STAMPS)
+        ins = DriverInsert(conn, Consumer.__table__, ("id", *CONSUMER_COLUMNS), _STAMPS)
         at = ins.bind("created_at", now)
+        ids = reserve_ids(conn, Consumer.__table__, len(fresh))
         ins.execute(
             conn,
             [
                 (
+                    cid,
                     tid,
                     rec.given.get("name") or "",
                     rec.given.get("language") or language,
@@ -274,36 +327,37 @@ def _insert_new(
                     at,
                     at,
                 )
-                for rec in fresh
+                for cid, rec in zip(ids, fresh, strict=True)
             ],
         )
-        consumer_ids.update(
-            _ids_by_key(
-                session, CONSUMERS.import_key, CONSUMERS.id, tid, [r.account for r in fresh]
-            )
-        )
-    accounts = DriverInsert(conn, Account.__table__, ACCOUNT_COLUMNS, _STAMPS)
+        consumer_ids.update(zip([r.account for r in fresh], ids, strict=True))
+    accounts = DriverInsert(conn, Account.__table__, ("id", *ACCOUNT_COLUMNS), _ACCOUNT_BOUND)
     at = accounts.bind("created_at", now)
+    services, billings = accounts.binder("service"), accounts.binder("billing")
+    loads, dates = accounts.binder("sanctioned_load_kw"), accounts.binder("due_date")
+    account_ids = reserve_ids(conn, Account.__table__, len(new))
     account_rows: list[tuple[Any, ...]] = []
     kinds: list[Service] = []
-    for _, rec, digest in new:
+    resolve = areas.resolve
+    for account_id, (_, rec, digest) in zip(account_ids, new, strict=True):
         g = rec.given
         service = g.get("service") or d.service
         kinds.append(service)
         path = g.get("area_path")
         account_rows.append(
             (
+                account_id,
                 tid,
                 consumer_ids[rec.account],
                 rec.account,
-                service,
-                g.get("billing") or d.billing,
+                services[service],
+                billings[g.get("billing") or d.billing],
                 g.get("address"),
                 g.get("apartment"),
-                g.get("sanctioned_load_kw"),
-                areas.resolve(session, d, path) if path else None,
+                loads[g.get("sanctioned_load_kw")],
+                resolve(session, d, path) if path else None,
                 g.get("dues_minor") or 0,
-                g.get("due_date"),
+                dates[g.get("due_date")],
                 g.get("balance_minor"),
                 digest,
                 at,
@@ -311,29 +365,28 @@ def _insert_new(
             )
         )
     accounts.execute(conn, account_rows)
-    account_ids = _ids_by_key(session, ACCOUNTS.number, ACCOUNTS.id, tid, keys)
     contact_ins = DriverInsert(conn, ContactPoint.__table__, CONTACT_COLUMNS, _CONTACT_BOUND)
-    meter_ins = DriverInsert(conn, Meter.__table__, METER_COLUMNS, _STAMPS)
-    bill_ins = DriverInsert(conn, Bill.__table__, BILL_COLUMNS, (*_STAMPS, "status"))
+    meter_ins = DriverInsert(conn, Meter.__table__, METER_COLUMNS, _METER_BOUND)
+    bill_ins = DriverInsert(conn, Bill.__table__, BILL_COLUMNS, _BILL_BOUND)
     at = contact_ins.bind("created_at", now)
     phone = contact_ins.bind("kind", ContactKind.phone)
     unknown = contact_ins.bind("whatsapp", Reachability.unknown)
     first, other = contact_ins.bind("is_primary", True), contact_ins.bind("is_primary", False)
-    open_ = bill_ins.bind("status", BillStatus.open)
+    meter_kinds = meter_ins.binder("kind")
+    open_, bill_dates = bill_ins.bind("status", BillStatus.open), bill_ins.binder("due_date")
     contacts, meters, bills = [], [], []
-    for (_, rec, _), kind in zip(new, kinds, strict=True):
+    for account_id, (_, rec, _), kind in zip(account_ids, new, kinds, strict=True):
         g = rec.given
-        account_id = account_ids[rec.account]
         consumer_id = consumer_ids[rec.account]
         for i, number in enumerate(g.get("phones") or ()):
             contacts.append((tid, consumer_id, phone, number, other if i else first, unknown, at))
         serial = g.get("meter_serial")
         if serial:
-            meters.append((tid, account_id, serial, kind, at))
+            meters.append((tid, account_id, serial, meter_kinds[kind], at))
         dues: int = g.get("dues_minor") or 0
         if dues > 0:
             due = g.get("due_date")
-            bills.append((tid, account_id, bill_period(due), dues, due, open_, at, at))
+            bills.append((tid, account_id, bill_period(due), dues, bill_dates[due], open_, at, at))
     contact_ins.execute(conn, contacts)
     meter_ins.execute(conn, meters)
     bill_ins.execute(conn, bills)
@@ -349,6 +402,7 @@ def _ids_by_key(
     return dict(lookup(session.connection(), key_col, [id_col], tenant_id, keys))
 
 
+@lru_cache(maxsize=4096)
 def bill_period(due: date | None) -> str:
     """The bill an imported dues figure stands for: the month it falls due."""
     return due.strftime("%Y-%m") if due else "arrears"

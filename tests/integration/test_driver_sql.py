@@ -76,3 +76,17 @@ def test_lookup_is_scoped_to_the_tenant_and_chunked(sessions, tenant, monkeypatc
         found = lookup(conn, c.number, [c.consumer_id, c.dues_minor], tenant.id, wanted)
         assert sorted(found) == sorted((n, mine, 123456) for n in wanted if int(n[2:]) < 20)
         assert lookup(conn, c.number, [c.id], tenant.id, []) == []
+
+
+def test_driver_insert_of_many_rows_stores_each_once(sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    """Several rows per statement on SQLite, and the rows that do not fill one."""
+    with sessions() as session, session.begin():
+        consumer_id = _consumer(session, tenant.id)
+        conn = session.connection()
+        ins = DriverInsert(conn, Account.__table__, COLUMNS)
+        count = 2 * ins.per_statement + 3
+        ins.execute(conn, [_values(tenant.id, consumer_id, f"M-{i}") for i in range(count)])
+        ins.execute(conn, [])
+        stored = conn.exec_driver_sql("SELECT number, due_date FROM accounts ORDER BY id").all()
+        assert [n for n, _ in stored] == [f"M-{i}" for i in range(count)]
+        assert {d for _, d in stored} == {stored[0][1]}

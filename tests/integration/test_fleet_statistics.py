@@ -9,11 +9,12 @@ from sqlalchemy import text
 
 from meterline.runtime import Runtime
 from meterline.services.fleet import create_fleet
+from tests.conftest import BACKENDS
 
 
+# Planner statistics are PostgreSQL's: the test runs there only (with METERLINE_TEST_PG_URL).
+@pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
 def test_the_fleet_tables_are_analysed_as_they_grow(runtime: Runtime, tenant) -> None:  # type: ignore[no-untyped-def]
-    if runtime.engine.dialect.name != "postgresql":
-        pytest.skip("planner statistics: PostgreSQL")
     create_fleet(runtime.sessions, tenant.slug, 3000, prefix="ST", batch_size=500)
     with runtime.engine.connect() as conn:
         estimated = dict(

@@ -25,7 +25,7 @@ from meterline.domain.headers import (
     is_totals_row,
     match_row,
 )
-from meterline.domain.master_row import MasterRecord, RowContext, cell_text, read_row
+from meterline.domain.master_row import MasterRecord, RowContext, RowReader, cell_text
 from meterline.ingest.readers import BadFile, SheetRow, Table, open_table
 
 HEADER_SCAN_ROWS = 30
@@ -151,7 +151,8 @@ class _RowJudge:
         self.serial_title = header.titles.get(serial_col or 0, "meter_serial")
         self.seen_accounts: dict[str, int] = {}
         self.seen_serials: dict[str, int] = {}
-        self.memo: dict[str, dict[Any, Any]] = {}  # see read_row
+        self.memo: dict[str, dict[Any, Any]] = {}  # see RowReader
+        self.reader = RowReader(header, ctx, self.memo)
 
     def judge(self, row: SheetRow, out: Verdicts) -> None:
         if _is_blank(row):
@@ -168,7 +169,7 @@ class _RowJudge:
             reason = f"row is part of merged cells {ranges}; unmerge them and fill in every row"
             out.issues.append(Issue(row.number, None, None, reason, raw=_raw(row)))
             return
-        result = read_row(row.cells, self.header, self.ctx, self.memo)
+        result = self.reader.read(row.cells)
         if isinstance(result, list):
             raw = _raw(row)
             out.issues.extend(

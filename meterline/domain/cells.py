@@ -435,12 +435,33 @@ def _number_from_cell(value: object, what: str, *, strip: re.Pattern[str] | None
         raise CellError(f'"{value.strip()}" is not {what}') from None
 
 
+# Most amount cells: ASCII digits, optionally grouped by commas (Western or Indian, the
+# first group not starting with 0), optionally a point and no more decimals than the
+# currency has. Read directly; anything else takes the general path below.
+_PLAIN_AMOUNT = re.compile(
+    r"([1-9][0-9]{0,2}(?:,[0-9]{3})+|[1-9][0-9]?(?:,[0-9]{2})*,[0-9]{3}|[0-9]+)(?:\.([0-9]{1,2}))?"
+)
+_PLAIN_AMOUNT_DIGITS = 15  # 10**15 * 100 minor units is far below the 64-bit limit
+
+
 def parse_amount(value: object, exponent: int = 2) -> int | None:
     """Money as integer minor units (paise, poisha, kopecks); blank -> None.
 
     "1,23,456.50", "123,456.50", "1 234,56", "1.234,56", "₹ 500/-", "(12.50)" all work.
     A single "," or "." followed by exactly three digits is a thousands separator.
     """
+    if type(value) is str:
+        m = _PLAIN_AMOUNT.fullmatch(value)
+        if m is not None:
+            whole, frac = m[1].replace(",", ""), m[2] or ""
+            if len(frac) <= exponent and len(whole) <= _PLAIN_AMOUNT_DIGITS:
+                return int(whole + frac.ljust(exponent, "0"))
+    elif type(value) is int and abs(value) < 10**_PLAIN_AMOUNT_DIGITS:
+        return value * 10**exponent
+    return _general_amount(value, exponent)
+
+
+def _general_amount(value: object, exponent: int) -> int | None:
     amount = _number_from_cell(value, "an amount", strip=None)
     if amount is None:
         return None

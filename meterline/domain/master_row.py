@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from meterline.domain import cells as C
 from meterline.domain.enums import LANGUAGES, Billing, Service
@@ -221,9 +221,8 @@ def _cell_reader(fname: str, ctx: RowContext) -> Callable[[object], Any]:
     return lambda raw: reader(raw, ctx)  # a remembered field: called once per distinct text
 
 
-@dataclass(frozen=True, slots=True)
-class _Column:
-    index: int
+class _Column(NamedTuple):
+    col: int  # the cell's index in the row
     key: str  # in MasterRecord.given; an area level's field name until the path is built
     title: str  # the header as the operator wrote it, for problems
     read: Callable[[object], Any]
@@ -261,33 +260,31 @@ class RowReader:
         present = set(header.columns.values())
         self.area_fields = [f for f in AREA_LEVEL_FIELDS if f in present]
         self.has_area = header.has_area
+        self.width = max(header.columns, default=-1) + 1
 
     def read(self, cells: Sequence[object]) -> MasterRecord | list[RowProblem]:
         """Read every recognised column of a row; all problems are reported, not just the first."""
         problems: list[RowProblem] | None = None
         values: dict[str, Any] = {}
-        n = len(cells)
-        for column in self.columns:
-            raw = cells[column.index] if column.index < n else None
-            known = column.known
+        if len(cells) < self.width:  # trailing empty cells are not stored
+            cells = (*cells, *(None,) * (self.width - len(cells)))
+        for col, key, title, read, known in self.columns:
+            raw = cells[col]
             if known is not None and type(raw) is str:
                 hit = known.get(raw, _MISS)
                 if hit is not _MISS:
-                    values[column.key] = hit
+                    values[key] = hit
                     continue
             elif raw is not None and not isinstance(raw, _PLAIN) and _is_formula(raw):
                 problems = problems or []
-                problems.append(
-                    RowProblem(
-                        column.title, cell_text(getattr(raw, "formula", raw)), _FORMULA_REASON
-                    )
-                )
+                formula = cell_text(getattr(raw, "formula", raw))
+                problems.append(RowProblem(title, formula, _FORMULA_REASON))
                 continue
             try:
-                value = values[column.key] = column.read(raw)
+                value = values[key] = read(raw)
             except C.CellError as exc:
                 problems = problems or []
-                problems.append(RowProblem(column.title, cell_text(raw), exc.reason))
+                problems.append(RowProblem(title, cell_text(raw), exc.reason))
                 continue
             if known is not None and type(raw) is str:
                 if len(known) >= MEMO_LIMIT:

@@ -670,3 +670,33 @@ def test_patterns_are_used_where_the_region_owns_its_code() -> None:
         assert numbering is not None and numbering.patterns, region
     kz = _region_numbering("KZ")  # +7 is listed for Russia first: the library decides
     assert kz is not None and kz.patterns is None
+
+
+# --- plain amounts are read directly; the general path must agree -----------------------
+
+_AMOUNT_SHAPES = st.one_of(
+    st.from_regex(r"[0-9]{1,17}(\.[0-9]{0,3})?", fullmatch=True),
+    st.from_regex(r"[0-9]{1,3}(,[0-9]{3}){0,5}(\.[0-9]{1,3})?", fullmatch=True),
+    st.from_regex(r"[0-9]{1,2}(,[0-9]{2}){0,4},[0-9]{3}(\.[0-9]{1,3})?", fullmatch=True),
+    st.from_regex(r"[0-9,.]{1,12}", fullmatch=True),
+    st.integers(min_value=-(10**17), max_value=10**17),
+)
+
+
+@given(_AMOUNT_SHAPES, st.integers(min_value=0, max_value=3))
+@example("0,123", 2)  # a leading 0 before one comma: a decimal comma
+@example("1,234", 0)
+@example("999999999999999.99", 2)
+@example("1234567890123456", 2)
+def test_plain_amount_fast_path_agrees_with_the_general_path(raw: object, exponent: int) -> None:
+    from meterline.domain.cells import CellError, _general_amount
+
+    try:
+        expected: object = _general_amount(raw, exponent)
+    except CellError as exc:
+        expected = exc.reason
+    try:
+        got: object = parse_amount(raw, exponent)
+    except CellError as exc:
+        got = exc.reason
+    assert got == expected

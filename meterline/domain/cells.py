@@ -164,6 +164,8 @@ def _unscientific(part: str) -> str:
 
 
 _PLAIN_SEPARATORS = re.compile(r"[\s\-().]")
+# A cell that holds one number and nothing the general path would clean or split.
+_ONE_PLAIN_NUMBER = re.compile(r"\+?[0-9][0-9 \-()]{5,24}")
 _PLAIN_DIGITS = re.compile(r"^\+?[0-9]{6,16}$")
 
 
@@ -185,7 +187,7 @@ class _Numbering:
     # National number length -> the library's patterns for that length: (general,
     # mobile, other types). None for a region whose calling code another region owns
     # first (KZ under +7): there the library's own number_type decides.
-    patterns: dict[int, tuple[re.Pattern[str], re.Pattern[str], tuple[re.Pattern[str], ...]]] | None
+    patterns: dict[int, tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str] | None]] | None
     leading: re.Pattern[str] | None  # the region's leading digits under a shared code
 
 
@@ -201,7 +203,7 @@ def _desc_pattern(desc: PhoneNumberDesc | None, length: int) -> re.Pattern[str] 
 
 def _mobile_patterns(
     meta: PhoneMetadata, lengths: frozenset[int]
-) -> dict[int, tuple[re.Pattern[str], re.Pattern[str], tuple[re.Pattern[str], ...]]]:
+) -> dict[int, tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str] | None]]:
     # phonenumbers' number type, restated for "is it MOBILE or FIXED_LINE_OR_MOBILE":
     # the general pattern matches, no other type's does, and the mobile pattern matches
     # (or, where the metadata says the two are the same, the fixed-line pattern).
@@ -211,8 +213,10 @@ def _mobile_patterns(
         general, mobile = _desc_pattern(meta.general_desc, n), _desc_pattern(target, n)
         if general is None or mobile is None:
             continue
-        others = (_desc_pattern(getattr(meta, t), n) for t in _OTHER_TYPES)
-        found[n] = (general, mobile, tuple(o for o in others if o is not None))
+        others = [p.pattern for t in _OTHER_TYPES if (p := _desc_pattern(getattr(meta, t), n))]
+        # One alternation instead of one match per type (the metadata has no backreferences).
+        either = re.compile("|".join(f"(?:{o})" for o in others)) if others else None
+        found[n] = (general, mobile, either)
     return found
 
 
@@ -251,7 +255,7 @@ def _is_mobile_of(numbering: _Numbering, national: str, region: str) -> bool:
         return False
     if not (general.fullmatch(national) and mobile.fullmatch(national)):
         return False
-    return not any(o.fullmatch(national) for o in others)
+    return others is None or others.fullmatch(national) is None
 
 
 def _plain_mobile(part: str, region: str) -> str | None:
@@ -316,6 +320,14 @@ def parse_phones(value: object, region: str) -> list[str]:
     """All mobile numbers in a cell as E.164, primary first; blank -> []."""
     if value is None:
         return []
+    if type(value) is str and _ONE_PLAIN_NUMBER.fullmatch(value):
+        e164 = _plain_mobile(value, region)  # the commonest cell: one plain number
+        if e164 is not None:
+            return [e164]
+    return _phones_in_cell(value, region)
+
+
+def _phones_in_cell(value: object, region: str) -> list[str]:
     text = _phone_text(value)
     # "9,87654E+09" (a Russian-locale export) is one number, not two parts.
     parts = [text] if _SCIENTIFIC.match(_clean(text).replace(" ", "")) else _PHONE_SPLIT.split(text)

@@ -815,8 +815,9 @@ def _open_csv(path: Path, head: bytes, name: str) -> Table:
         reader = csv.reader(stream, delimiter=delimiter)
         try:
             for number, record in enumerate(reader, start=1):
-                cells: list[Cell] = [v if v != "" else None for v in record]
-                if not _is_blank(cells):
+                # Blank: every cell empty or spaces, i.e. the cells joined are (one C call).
+                if "".join(record).strip():
+                    cells: list[Cell] = [v if v != "" else None for v in record]
                     yield SheetRow(number, _trim(cells))
         except (csv.Error, UnicodeDecodeError) as e:
             raise _unreadable(name, "CSV", f"line {reader.line_num}: {e}") from None

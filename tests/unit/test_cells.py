@@ -700,3 +700,38 @@ def test_plain_amount_fast_path_agrees_with_the_general_path(raw: object, expone
     except CellError as exc:
         got = exc.reason
     assert got == expected
+
+
+_LIKELY_MOBILES = {
+    "IN": r"(\+91 ?|0)?[6-9][0-9]{4}[ \-]?[0-9]{5}",
+    "BD": r"(\+?880 ?|0)1[3-9][0-9]{2}[ \-]?[0-9]{6}",
+    "RU": r"(\+7 ?|8 ?)\(?9[0-9]{2}\)? ?[0-9]{3}-?[0-9]{2}-?[0-9]{2}",
+}
+
+
+@given(
+    case=st.one_of(
+        st.tuples(
+            st.sampled_from(_FAST_REGIONS),
+            st.from_regex(r"\+?[0-9][0-9 \-()]{5,24}", fullmatch=True),
+        ),
+        st.sampled_from(sorted(_LIKELY_MOBILES)).flatmap(
+            lambda r: st.tuples(st.just(r), st.from_regex(_LIKELY_MOBILES[r], fullmatch=True))
+        ),
+    )
+)
+@example(case=("IN", "98765 43210"))
+@example(case=("RU", "8 (916) 123-45-67"))
+def test_one_plain_number_cell_reads_as_the_general_path_reads_it(case: tuple[str, str]) -> None:
+    region, text = case
+    from meterline.domain.cells import CellError, _phones_in_cell
+
+    try:
+        expected: object = _phones_in_cell(text, region)
+    except CellError as exc:
+        expected = exc.reason
+    try:
+        got: object = parse_phones(text, region)
+    except CellError as exc:
+        got = exc.reason
+    assert got == expected

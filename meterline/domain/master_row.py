@@ -100,8 +100,8 @@ class MasterRecord:
 # repr under a tag of its own, so two different records never give the same text.
 # (It replaced repr() of the whole record, which cost three times as much: an existing
 # database sees each account as changed once, and the update finds nothing to change.)
-_TEXT, _NONE, _LIST, _INT, _REPR = "'", "~", "[", "#", "?"
-_BY_STR = {Decimal: "$", date: "!", Service: "@", Billing: "@"}  # str() is exact for these
+_TEXT, _NONE, _LIST, _TUPLE, _INT, _REPR = "'", "~", "[", "(", "#", "?"
+_BY_STR = {Decimal: "$", date: "!", Service: "@", Billing: "&"}  # str() is exact for these
 
 
 def digest_text(account: str, given: dict[str, Any]) -> str:
@@ -114,7 +114,7 @@ def digest_text(account: str, given: dict[str, Any]) -> str:
         elif v is None:
             parts.append(key + _NONE)
         elif (t is list or t is tuple) and _plain_texts(v):
-            parts.append(key + _LIST + "\x1e".join(v))
+            parts.append(key + (_LIST if t is list else _TUPLE) + "\x1e".join(v))
         elif t is int:
             parts.append(key + _INT + str(v))
         elif t in _BY_STR:

@@ -324,7 +324,7 @@ def read_sheet_in_subprocess(req: SheetRequest) -> Iterator[SheetInfo | Verdicts
                 item = _EOF
             if item is _EOF:
                 raise RuntimeError(
-                    f"the sheet-reading process ended early (exit code {proc.wait()})"
+                    f"the sheet-reading process ended early (exit code {_exit_code(proc)})"
                 )
             if item == _DONE:
                 return
@@ -340,6 +340,16 @@ def read_sheet_in_subprocess(req: SheetRequest) -> Iterator[SheetInfo | Verdicts
             proc.kill()
         proc.wait()
         stream.close()
+
+
+def _exit_code(proc: subprocess.Popen[bytes]) -> int:
+    """The child's exit code; one still running (its stream broke, not the process) is
+    killed first: waiting for it would wait forever on a pipe nobody reads any more."""
+    try:
+        return proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 if __name__ == "__main__":

@@ -71,3 +71,25 @@ def test_equal_digest_texts_mean_equal_records(
         assert {k: _typed(v) for k, v in one[1].items()} == {
             k: _typed(v) for k, v in two[1].items()
         }
+
+
+def test_a_child_stuck_on_a_full_pipe_is_ended_not_waited_for() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from meterline.ingest.master_sheet import _exit_code
+
+    # A child blocked writing to a pipe nobody reads (as a reading process is when its
+    # stream could not be read): waiting for it alone would hang the import for ever.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'x' * 10**7)"],
+        stdout=subprocess.PIPE,
+    )
+    started = time.monotonic()
+    try:
+        code = _exit_code(proc)
+    finally:
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert code != 0 and time.monotonic() - started < 30

@@ -12,11 +12,18 @@ import datetime
 import re
 import sys
 import unicodedata
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import PhoneNumber, PhoneNumberFormat, PhoneNumberType
+from phonenumbers import (
+    PhoneMetadata,
+    PhoneNumber,
+    PhoneNumberDesc,
+    PhoneNumberFormat,
+    PhoneNumberType,
+)
 
 __all__ = [
     "CellError",
@@ -157,17 +164,98 @@ def _unscientific(part: str) -> str:
 
 
 _PLAIN_SEPARATORS = re.compile(r"[\s\-().]")
+# A cell that holds one number and nothing the general path would clean or split.
+_ONE_PLAIN_NUMBER = re.compile(r"\+?[0-9][0-9 \-()]{5,24}")
 _PLAIN_DIGITS = re.compile(r"^\+?[0-9]{6,16}$")
 
 
+# The number types a valid number can have besides fixed line and mobile; a number of
+# any of these is not taken for a mobile even if the mobile pattern matches it too.
+_OTHER_TYPES = (
+    "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
+    "voicemail",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Numbering:
+    """A region's numbering plan as the fast path needs it, from phonenumbers' metadata."""
+
+    code: int
+    prefix: str
+    lengths: frozenset[int]
+    # National number length -> the library's patterns for that length: (general,
+    # mobile, other types). None for a region whose calling code another region owns
+    # first (KZ under +7): there the library's own number_type decides.
+    patterns: dict[int, tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str] | None]] | None
+    leading: re.Pattern[str] | None  # the region's leading digits under a shared code
+
+
+def _desc_pattern(desc: PhoneNumberDesc | None, length: int) -> re.Pattern[str] | None:
+    """The desc's pattern if a number of `length` digits can match it (as the library
+    tests: possible lengths first, then the whole national number against the pattern)."""
+    if desc is None or not desc.national_number_pattern:
+        return None
+    if desc.possible_length and length not in desc.possible_length:
+        return None
+    return re.compile(desc.national_number_pattern)
+
+
+def _mobile_patterns(
+    meta: PhoneMetadata, lengths: frozenset[int]
+) -> dict[int, tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str] | None]]:
+    # phonenumbers' number type, restated for "is it MOBILE or FIXED_LINE_OR_MOBILE":
+    # the general pattern matches, no other type's does, and the mobile pattern matches
+    # (or, where the metadata says the two are the same, the fixed-line pattern).
+    target = meta.fixed_line if meta.same_mobile_and_fixed_line_pattern else meta.mobile
+    found = {}
+    for n in lengths:
+        general, mobile = _desc_pattern(meta.general_desc, n), _desc_pattern(target, n)
+        if general is None or mobile is None:
+            continue
+        others = [p.pattern for t in _OTHER_TYPES if (p := _desc_pattern(getattr(meta, t), n))]
+        # One alternation instead of one match per type (the metadata has no backreferences).
+        either = re.compile("|".join(f"(?:{o})" for o in others)) if others else None
+        found[n] = (general, mobile, either)
+    return found
+
+
 @lru_cache(maxsize=64)
-def _region_numbering(region: str) -> tuple[int, str, frozenset[int]] | None:
+def _region_numbering(region: str) -> _Numbering | None:
     meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
     if meta is None or meta.country_code is None:
         return None
     desc = meta.general_desc
     lengths = frozenset(desc.possible_length or ()) if desc is not None else frozenset()
-    return meta.country_code, meta.national_prefix or "", lengths
+    # region_code_for_number gives the first region of the calling code whose leading
+    # digits match (or, without leading digits, for which the number is valid): for the
+    # first region (RU under +7, US under +1, or one with a code of its own) a mobile
+    # number is the region's when its leading digits match. Other regions: the library.
+    owners = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(meta.country_code, ())
+    first = tuple(owners[:1]) == (region,)
+    patterns = _mobile_patterns(meta, lengths) if first else None
+    leading = re.compile(meta.leading_digits) if first and meta.leading_digits else None
+    return _Numbering(meta.country_code, meta.national_prefix or "", lengths, patterns, leading)
+
+
+def _is_mobile_of(numbering: _Numbering, national: str, region: str) -> bool:
+    """Is this national number a mobile of `region`, as number_type and
+    region_code_for_number would say (the same metadata, without their overhead)."""
+    if numbering.patterns is None:
+        number = PhoneNumber(country_code=numbering.code, national_number=int(national))
+        return (
+            phonenumbers.number_type(number) in _MOBILE_TYPES
+            and phonenumbers.region_code_for_number(number) == region
+        )
+    found = numbering.patterns.get(len(national))
+    if found is None:
+        return False
+    general, mobile, others = found
+    if numbering.leading is not None and not numbering.leading.match(national):
+        return False
+    if not (general.fullmatch(national) and mobile.fullmatch(national)):
+        return False
+    return others is None or others.fullmatch(national) is None
 
 
 def _plain_mobile(part: str, region: str) -> str | None:
@@ -181,7 +269,7 @@ def _plain_mobile(part: str, region: str) -> str | None:
     numbering = _region_numbering(region) if _PLAIN_DIGITS.match(digits) else None
     if numbering is None:
         return None
-    code, prefix, lengths = numbering
+    code, prefix, lengths = numbering.code, numbering.prefix, numbering.lengths
     if digits.startswith("+"):
         cc = str(code)
         national = digits[1 + len(cc) :] if digits.startswith(cc, 1) else ""
@@ -191,11 +279,8 @@ def _plain_mobile(part: str, region: str) -> str | None:
         national = digits
     if not national or national[0] == "0" or len(national) not in lengths:
         return None
-    number = PhoneNumber(country_code=code, national_number=int(national))
-    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+    if not _is_mobile_of(numbering, national, region):
         return None
-    if phonenumbers.region_code_for_number(number) != region:
-        return None  # a shared country code (+7, +1) that belongs to another region
     return f"+{code}{national}"
 
 
@@ -235,6 +320,14 @@ def parse_phones(value: object, region: str) -> list[str]:
     """All mobile numbers in a cell as E.164, primary first; blank -> []."""
     if value is None:
         return []
+    if type(value) is str and _ONE_PLAIN_NUMBER.fullmatch(value):
+        e164 = _plain_mobile(value, region)  # the commonest cell: one plain number
+        if e164 is not None:
+            return [e164]
+    return _phones_in_cell(value, region)
+
+
+def _phones_in_cell(value: object, region: str) -> list[str]:
     text = _phone_text(value)
     # "9,87654E+09" (a Russian-locale export) is one number, not two parts.
     parts = [text] if _SCIENTIFIC.match(_clean(text).replace(" ", "")) else _PHONE_SPLIT.split(text)
@@ -354,12 +447,33 @@ def _number_from_cell(value: object, what: str, *, strip: re.Pattern[str] | None
         raise CellError(f'"{value.strip()}" is not {what}') from None
 
 
+# Most amount cells: ASCII digits, optionally grouped by commas (Western or Indian, the
+# first group not starting with 0), optionally a point and no more decimals than the
+# currency has. Read directly; anything else takes the general path below.
+_PLAIN_AMOUNT = re.compile(
+    r"([1-9][0-9]{0,2}(?:,[0-9]{3})+|[1-9][0-9]?(?:,[0-9]{2})*,[0-9]{3}|[0-9]+)(?:\.([0-9]{1,2}))?"
+)
+_PLAIN_AMOUNT_DIGITS = 15  # 10**15 * 100 minor units is far below the 64-bit limit
+
+
 def parse_amount(value: object, exponent: int = 2) -> int | None:
     """Money as integer minor units (paise, poisha, kopecks); blank -> None.
 
     "1,23,456.50", "123,456.50", "1 234,56", "1.234,56", "₹ 500/-", "(12.50)" all work.
     A single "," or "." followed by exactly three digits is a thousands separator.
     """
+    if type(value) is str:
+        m = _PLAIN_AMOUNT.fullmatch(value)
+        if m is not None:
+            whole, frac = m[1].replace(",", ""), m[2] or ""
+            if len(frac) <= exponent and len(whole) <= _PLAIN_AMOUNT_DIGITS:
+                return int(whole + frac.ljust(exponent, "0"))
+    elif type(value) is int and abs(value) < 10**_PLAIN_AMOUNT_DIGITS:
+        return value * 10**exponent
+    return _general_amount(value, exponent)
+
+
+def _general_amount(value: object, exponent: int) -> int | None:
     amount = _number_from_cell(value, "an amount", strip=None)
     if amount is None:
         return None

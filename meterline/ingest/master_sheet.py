@@ -25,7 +25,7 @@ from meterline.domain.headers import (
     is_totals_row,
     match_row,
 )
-from meterline.domain.master_row import MasterRecord, RowContext, cell_text, read_row
+from meterline.domain.master_row import MasterRecord, RowContext, RowReader, cell_text
 from meterline.ingest.readers import BadFile, SheetRow, Table, open_table
 
 HEADER_SCAN_ROWS = 30
@@ -69,6 +69,28 @@ class Verdicts:
 
     def __len__(self) -> int:
         return len(self.records) + len(self.issues)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sent between processes as plain tuples, the field names once per chunk: half
+        # the bytes of pickled records, and the receiving process builds each record
+        # with one call instead of unpickling an object, its __dict__ and its fields.
+        shapes: dict[tuple[str, ...], int] = {}
+        rows = [
+            (row, rec.account, rec._digest, shapes.setdefault(tuple(rec.given), len(shapes)),
+             *rec.given.values())
+            for row, rec in self.records
+        ]  # fmt: skip
+        return _unpack_verdicts, (list(shapes), rows, self.issues, self.blank_rows)
+
+
+def _unpack_verdicts(
+    shapes: list[tuple[str, ...]], rows: list[tuple[Any, ...]], issues: list[Issue], blank: int
+) -> Verdicts:
+    records = [
+        (row[0], MasterRecord(row[1], dict(zip(shapes[row[3]], row[4:], strict=True)), row[2]))
+        for row in rows
+    ]
+    return Verdicts(records, issues, blank)
 
 
 @dataclass(frozen=True)
@@ -151,7 +173,8 @@ class _RowJudge:
         self.serial_title = header.titles.get(serial_col or 0, "meter_serial")
         self.seen_accounts: dict[str, int] = {}
         self.seen_serials: dict[str, int] = {}
-        self.memo: dict[str, dict[Any, Any]] = {}  # see read_row
+        self.memo: dict[str, dict[Any, Any]] = {}  # see RowReader
+        self.reader = RowReader(header, ctx, self.memo)
 
     def judge(self, row: SheetRow, out: Verdicts) -> None:
         if _is_blank(row):
@@ -168,7 +191,7 @@ class _RowJudge:
             reason = f"row is part of merged cells {ranges}; unmerge them and fill in every row"
             out.issues.append(Issue(row.number, None, None, reason, raw=_raw(row)))
             return
-        result = read_row(row.cells, self.header, self.ctx, self.memo)
+        result = self.reader.read(row.cells)
         if isinstance(result, list):
             raw = _raw(row)
             out.issues.extend(
@@ -235,6 +258,7 @@ def _no_header_message(table: Table, scanned: list[SheetRow], filename: str) -> 
 _DONE = "done"
 _EOF = object()  # the pipe closed before "done": the child died
 PREFETCH_CHUNKS = 64
+_FRAME_HEADER = 8  # bytes: the length of the pickled item that follows
 _REFUSED = "refused"
 _CRASHED = "crashed"
 
@@ -244,7 +268,9 @@ def _child_main() -> None:
     req = pickle.load(sys.stdin.buffer)
 
     def send(item: object) -> None:
-        pickle.dump(item, out, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(len(data).to_bytes(_FRAME_HEADER, "little"))
+        out.write(data)
         out.flush()
 
     try:
@@ -268,29 +294,37 @@ def read_sheet_in_subprocess(req: SheetRequest) -> Iterator[SheetInfo | Verdicts
     )
     assert proc.stdin is not None and proc.stdout is not None
     # A thread drains the pipe into a bounded queue, so the child keeps reading while this
-    # process writes a batch (a bare 64 KB pipe made each wait for the other).
-    ahead: queue.Queue[object] = queue.Queue(maxsize=PREFETCH_CHUNKS)
+    # process writes a batch (a bare 64 KB pipe made each wait for the other). The queue
+    # holds each chunk as its pickled bytes, unpickled only when taken: chunks waiting
+    # as objects were tens of thousands of objects for the garbage collector to go over.
+    ahead: queue.Queue[bytes | object] = queue.Queue(maxsize=PREFETCH_CHUNKS)
     stream = proc.stdout
 
     def drain() -> None:
         try:
-            while True:
-                item = pickle.load(stream)
-                ahead.put(item)
-                if item == _DONE or isinstance(item, tuple):
-                    return
-        except (EOFError, OSError, pickle.UnpicklingError):
-            ahead.put(_EOF)
+            while len(header := stream.read(_FRAME_HEADER)) == _FRAME_HEADER:
+                size = int.from_bytes(header, "little")
+                data = stream.read(size)
+                if len(data) != size:
+                    break
+                ahead.put(data)
+        except (OSError, ValueError):
+            pass
+        ahead.put(_EOF)  # the end of the stream; after "done" nobody takes it
 
     try:
         pickle.dump(req, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         proc.stdin.close()
         threading.Thread(target=drain, name="sheet-prefetch", daemon=True).start()
         while True:
-            item = ahead.get()
+            frame = ahead.get()
+            try:
+                item = pickle.loads(frame) if isinstance(frame, bytes) else _EOF
+            except (EOFError, pickle.UnpicklingError):
+                item = _EOF
             if item is _EOF:
                 raise RuntimeError(
-                    f"the sheet-reading process ended early (exit code {proc.wait()})"
+                    f"the sheet-reading process ended early (exit code {_exit_code(proc)})"
                 )
             if item == _DONE:
                 return
@@ -306,6 +340,16 @@ def read_sheet_in_subprocess(req: SheetRequest) -> Iterator[SheetInfo | Verdicts
             proc.kill()
         proc.wait()
         stream.close()
+
+
+def _exit_code(proc: subprocess.Popen[bytes]) -> int:
+    """The child's exit code; one still running (its stream broke, not the process) is
+    killed first: waiting for it would wait forever on a pipe nobody reads any more."""
+    try:
+        return proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 if __name__ == "__main__":

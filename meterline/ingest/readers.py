@@ -676,12 +676,15 @@ class _SheetHandler:
             self.cells = []
             self.has_data = False
             self.col = -1
-        elif ":" in tag:
-            self.start(tag.rpartition(":")[2], attrs)
-        elif tag == "f" or (tag == "t" and self.inline is not None):
-            self.text = ""
+        elif tag == "t":  # inline text: <c t="inlineStr"><is><t>...</t></is></c>
+            if self.inline is not None:
+                self.text = ""
         elif tag == "is":
             self.inline = []
+        elif ":" in tag:
+            self.start(tag.rpartition(":")[2], attrs)
+        elif tag == "f":
+            self.text = ""
         elif tag == "rPh":  # phonetic guide (Japanese furigana), not part of the text
             self.skip_text += 1
 
@@ -692,7 +695,10 @@ class _SheetHandler:
             # Inlined cell handling: one Python call less per cell is ~10% faster.
             value: Cell
             raw = self.value
-            if self.formula is not None or self.ctype not in (None, "n", "s"):
+            if self.inline is not None and self.ctype == "inlineStr" and self.formula is None:
+                value = _unescape("".join(self.inline)) or None  # as unusual_value does
+                self.inline = None
+            elif self.formula is not None or self.ctype not in (None, "n", "s"):
                 value = self.unusual_value()
                 self.inline = None
             elif not raw:
@@ -716,6 +722,12 @@ class _SheetHandler:
                 cells.append(value)
             else:
                 cells[col] = value
+        elif tag == "t":
+            if self.inline is not None and self.text is not None and not self.skip_text:
+                self.inline.append(self.text)
+            self.text = None
+        elif tag == "is":
+            pass
         elif tag == "row":
             if self.has_data:
                 self.done.append(SheetRow(self.row_number, tuple(self.cells)))
@@ -723,10 +735,6 @@ class _SheetHandler:
             self.end(tag.rpartition(":")[2])
         elif tag == "f":
             self.formula, self.text = self.text, None
-        elif tag == "t":
-            if self.inline is not None and self.text is not None and not self.skip_text:
-                self.inline.append(self.text)
-            self.text = None
         elif tag == "rPh":
             self.skip_text -= 1
 
@@ -815,8 +823,9 @@ def _open_csv(path: Path, head: bytes, name: str) -> Table:
         reader = csv.reader(stream, delimiter=delimiter)
         try:
             for number, record in enumerate(reader, start=1):
-                cells: list[Cell] = [v if v != "" else None for v in record]
-                if not _is_blank(cells):
+                # Blank: every cell empty or spaces, i.e. the cells joined are (one C call).
+                if "".join(record).strip():
+                    cells: list[Cell] = [v if v != "" else None for v in record]
                     yield SheetRow(number, _trim(cells))
         except (csv.Error, UnicodeDecodeError) as e:
             raise _unreadable(name, "CSV", f"line {reader.line_num}: {e}") from None

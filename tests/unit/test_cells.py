@@ -612,3 +612,126 @@ def test_kazakh_number_is_not_taken_for_russian() -> None:
 
     # +7 7xx is Kazakhstan: the fast path must not claim it for a Russian tenant.
     assert _plain_mobile("+7 701 123 4567", "RU") is None
+
+
+# --- the fast path's mobile test is the library's number_type, restated ---------------
+
+_PATTERN_REGIONS = ("IN", "BD", "RU", "KZ", "GB", "US", "CA", "NP", "DE", "PK", "UA", "BY")
+
+
+@st.composite
+def _national_numbers(draw: st.DrawFn) -> tuple[str, str]:
+    """A region and a national number: one its mobile, fixed-line, other-type or general
+    pattern matches, or any digits of a length the region allows."""
+    region = draw(st.sampled_from(_PATTERN_REGIONS))
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    assert meta is not None
+    descs = [meta.mobile, meta.fixed_line, meta.general_desc, meta.toll_free, meta.voip,
+             meta.premium_rate, meta.personal_number, meta.uan, meta.pager]  # fmt: skip
+    patterns = [d.national_number_pattern for d in descs if d and d.national_number_pattern]
+    lengths = sorted(meta.general_desc.possible_length)
+    source = draw(st.sampled_from([*patterns, None]))
+    if source is None:
+        digits = draw(st.text(alphabet="0123456789", min_size=lengths[0], max_size=lengths[-1]))
+    else:
+        digits = draw(st.from_regex(re.compile(source, re.ASCII), fullmatch=True))
+    assume(digits and digits[0] != "0")
+    return region, digits
+
+
+@given(_national_numbers())
+@example(("RU", "7011234567"))  # +7 701: Kazakhstan's, not a Russian mobile
+@example(("KZ", "7011234567"))
+@example(("IN", "1400000000"))  # a UAN number that other patterns would also take
+@example(("US", "2015550123"))  # fixed line or mobile
+def test_mobile_test_agrees_with_number_type(case: tuple[str, str]) -> None:
+    from meterline.domain.cells import _is_mobile_of, _region_numbering
+
+    region, national = case
+    numbering = _region_numbering(region)
+    assert numbering is not None
+    number = phonenumbers.PhoneNumber(country_code=numbering.code, national_number=int(national))
+    expected = (
+        phonenumbers.number_type(number)
+        in (
+            phonenumbers.PhoneNumberType.MOBILE,
+            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        )
+        and phonenumbers.region_code_for_number(number) == region
+    )
+    assert _is_mobile_of(numbering, national, region) == expected
+
+
+def test_patterns_are_used_where_the_region_owns_its_code() -> None:
+    from meterline.domain.cells import _region_numbering
+
+    for region in ("IN", "BD", "RU", "US", "GB"):
+        numbering = _region_numbering(region)
+        assert numbering is not None and numbering.patterns, region
+    kz = _region_numbering("KZ")  # +7 is listed for Russia first: the library decides
+    assert kz is not None and kz.patterns is None
+
+
+# --- plain amounts are read directly; the general path must agree -----------------------
+
+_AMOUNT_SHAPES = st.one_of(
+    st.from_regex(r"[0-9]{1,17}(\.[0-9]{0,3})?", fullmatch=True),
+    st.from_regex(r"[0-9]{1,3}(,[0-9]{3}){0,5}(\.[0-9]{1,3})?", fullmatch=True),
+    st.from_regex(r"[0-9]{1,2}(,[0-9]{2}){0,4},[0-9]{3}(\.[0-9]{1,3})?", fullmatch=True),
+    st.from_regex(r"[0-9,.]{1,12}", fullmatch=True),
+    st.integers(min_value=-(10**17), max_value=10**17),
+)
+
+
+@given(_AMOUNT_SHAPES, st.integers(min_value=0, max_value=3))
+@example("0,123", 2)  # a leading 0 before one comma: a decimal comma
+@example("1,234", 0)
+@example("999999999999999.99", 2)
+@example("1234567890123456", 2)
+def test_plain_amount_fast_path_agrees_with_the_general_path(raw: object, exponent: int) -> None:
+    from meterline.domain.cells import CellError, _general_amount
+
+    try:
+        expected: object = _general_amount(raw, exponent)
+    except CellError as exc:
+        expected = exc.reason
+    try:
+        got: object = parse_amount(raw, exponent)
+    except CellError as exc:
+        got = exc.reason
+    assert got == expected
+
+
+_LIKELY_MOBILES = {
+    "IN": r"(\+91 ?|0)?[6-9][0-9]{4}[ \-]?[0-9]{5}",
+    "BD": r"(\+?880 ?|0)1[3-9][0-9]{2}[ \-]?[0-9]{6}",
+    "RU": r"(\+7 ?|8 ?)\(?9[0-9]{2}\)? ?[0-9]{3}-?[0-9]{2}-?[0-9]{2}",
+}
+
+
+@given(
+    case=st.one_of(
+        st.tuples(
+            st.sampled_from(_FAST_REGIONS),
+            st.from_regex(r"\+?[0-9][0-9 \-()]{5,24}", fullmatch=True),
+        ),
+        st.sampled_from(sorted(_LIKELY_MOBILES)).flatmap(
+            lambda r: st.tuples(st.just(r), st.from_regex(_LIKELY_MOBILES[r], fullmatch=True))
+        ),
+    )
+)
+@example(case=("IN", "98765 43210"))
+@example(case=("RU", "8 (916) 123-45-67"))
+def test_one_plain_number_cell_reads_as_the_general_path_reads_it(case: tuple[str, str]) -> None:
+    region, text = case
+    from meterline.domain.cells import CellError, _phones_in_cell
+
+    try:
+        expected: object = _phones_in_cell(text, region)
+    except CellError as exc:
+        expected = exc.reason
+    try:
+        got: object = parse_phones(text, region)
+    except CellError as exc:
+        got = exc.reason
+    assert got == expected

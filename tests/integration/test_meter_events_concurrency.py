@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from meterline.runtime import Runtime
 from meterline.services.meter_events import ingest_events
 from meterline.store.models import Message, Meter, MeterAlert, MeterState, MeterUsage
-from tests.support.meter_fleet import add_meter, make_fleet
+from tests.support.meter_fleet import add_meter, balances_by_serial, make_fleet
 
 
 def test_concurrent_batches_for_the_same_meters_keep_the_newest_and_alert_once(
@@ -59,13 +59,7 @@ def test_concurrent_batches_for_the_same_meters_keep_the_newest_and_alert_once(
         t.join()
     assert errors == []
     with runtime.sessions() as s:
-        balances = dict(
-            s.execute(
-                select(Meter.serial, MeterState.balance_minor)
-                .join(MeterState, MeterState.meter_id == Meter.id)
-                .where(Meter.serial.like("C-%"))
-            ).all()
-        )
+        balances = balances_by_serial(s, "C-%")
         assert balances == {f"C-{i}": 500_00 - 59 * 8_00 for i in range(20)}
         # Older arrivals are ignored, so the applied balance only ever falls: whatever the
         # interleaving, one episode and one message per meter.

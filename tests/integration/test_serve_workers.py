@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from meterline.domain.enums import MessageStatus
 from meterline.runtime import Runtime
 from meterline.services.tenants import set_quiet_hours
-from meterline.store.models import Message, Meter, MeterAlert, MeterState, Tenant
-from tests.support.meter_fleet import add_meter, make_fleet
+from meterline.store.models import Message, MeterAlert, Tenant
+from tests.support.meter_fleet import add_meter, balances_by_serial, make_fleet
 
 METERS = 10
 
@@ -109,13 +109,7 @@ def test_two_web_processes_ingest_the_same_meters_and_one_dispatcher_sends(
         proc.terminate()
         proc.wait(30)
     with runtime.sessions() as s:
-        balances = dict(
-            s.execute(
-                select(Meter.serial, MeterState.balance_minor)
-                .join(MeterState, MeterState.meter_id == Meter.id)
-                .where(Meter.serial.like("C-%"))
-            ).all()
-        )
+        balances = balances_by_serial(s, "C-%")
         assert balances == {f"C-{i}": 300_00 - 29 * 1_000 for i in range(METERS)}
         assert s.scalar(select(func.count()).select_from(MeterAlert)) == METERS
         assert s.scalar(select(func.count()).select_from(Message)) == METERS

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meterline.domain.enums import Billing, Role, Service
@@ -14,7 +15,7 @@ from meterline.services import credit
 from meterline.services.channel_accounts import add_channel_account
 from meterline.services.security import create_api_key
 from meterline.services.tenants import create_tenant
-from meterline.store.models import Account, Consumer, ContactPoint, Meter
+from meterline.store.models import Account, Consumer, ContactPoint, Meter, MeterState
 
 
 @dataclass
@@ -106,3 +107,13 @@ def make_fleet(s: Session) -> Fleet:
     )
     _, keys["other"] = create_api_key(s, other, "meters", Role.operator)
     return Fleet(t.id, other.id, keys)
+
+
+def balances_by_serial(s: Session, serial_like: str) -> dict[str, int | None]:
+    """The stored balance of each meter whose serial matches `serial_like` (SQL LIKE)."""
+    rows = s.execute(
+        select(Meter.serial, MeterState.balance_minor)
+        .join(MeterState, MeterState.meter_id == Meter.id)
+        .where(Meter.serial.like(serial_like))
+    ).all()
+    return {serial: balance for serial, balance in rows}

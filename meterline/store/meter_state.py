@@ -239,12 +239,13 @@ def _sqlite_rows(fetched: Sequence[Any]) -> list[StateRow] | None:
     return out
 
 
-def _pg_rows(fetched: Sequence[Any]) -> list[StateRow]:
+def _pg_rows(fetched: Sequence[tuple[Any, Any]]) -> list[StateRow]:
+    """(meter row, state row) pairs from `_load_pg` as the rules take them."""
     out: list[StateRow] = []
-    for row in fetched:
-        state = list(row[9:])
+    for meter, row in fetched:
+        state = list(row[1:])
         state[_TAMPER_AT] = _read_tamper(state[_TAMPER_AT])
-        out.append((*row[:8], tuple(state)))
+        out.append((*meter[:8], tuple(state)))
     return out
 
 
@@ -279,9 +280,8 @@ _PG_STATES = (
 )
 
 
-def _load_pg(cursor: Any, tenant_id: int, serials_json: str) -> list[tuple[Any, ...]]:
-    """The batch's meters as `_pg_rows` takes them: meter and account columns, a
-    placeholder, the state's columns."""
+def _load_pg(cursor: Any, tenant_id: int, serials_json: str) -> list[tuple[Any, Any]]:
+    """The batch's meters, each as (meter and account columns, state columns)."""
     cursor.execute(_PG_METERS, (tenant_id, serials_json))
     meters = cursor.fetchall()
     if not meters:
@@ -295,8 +295,7 @@ def _load_pg(cursor: Any, tenant_id: int, serials_json: str) -> list[tuple[Any, 
         by_id = {row[0]: row for row in states}
         meters = [row for row in meters if row[0] in by_id]
         states = [by_id[row[0]] for row in meters]
-    # Both in meter id order.
-    return [meter + state[1:] for meter, state in zip(meters, states, strict=True)]
+    return list(zip(meters, states, strict=True))  # both in meter id order
 
 
 def _int_array(ids: Iterable[int]) -> str:

@@ -267,7 +267,8 @@ _PG_METERS = (
 #    creates the same ones waits for this one, or this one for it: one order, no cycle);
 _PG_NEW_STATES = (
     "INSERT INTO meter_states (meter_id, tenant_id, zero_open, over_count, overload_open)"
-    " SELECT id, %s, false, 0, false FROM unnest(%s::int[]) AS id ORDER BY id"
+    " SELECT m.id, m.tenant_id, false, 0, false FROM meters m"
+    " WHERE m.id = ANY(%s::int[]) ORDER BY m.id"  # a meter deleted meanwhile: none
     " ON CONFLICT DO NOTHING"
 )
 # 3. the states read and locked by primary key, in meter id order, until the transaction
@@ -288,7 +289,7 @@ def _load_pg(cursor: Any, tenant_id: int, serials_json: str) -> list[tuple[Any, 
         return []
     missing = [row[0] for row in meters if row[8] is None]
     if missing:
-        cursor.execute(_PG_NEW_STATES, (tenant_id, _int_array(missing)))
+        cursor.execute(_PG_NEW_STATES, (_int_array(missing),))
     cursor.execute(_PG_STATES, (_int_array(row[0] for row in meters),))
     states = cursor.fetchall()
     if len(states) != len(meters):  # a meter deleted meanwhile (its state went with it)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from dispatch_bench import drop_schema, pg_schema_url  # noqa: E402
-from events_bench import TENANT, BackendCpu, new_stream, prepare  # noqa: E402
+from events_bench import TENANT, new_stream, prepare  # noqa: E402
 
 
 def main() -> None:
@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
+
+    from events_bench import BackendCpu
 
     from meterline.gc_startup import freeze_startup_objects
     from meterline.runtime import open_runtime

@@ -183,9 +183,9 @@ def silent_meters(
     cutoff = now - silent_after
     state = m.MeterState
     # Found through the index on the UTC day last seen (ingest leaves last_seen itself
-    # unindexed, see MeterState), last_seen rechecked; ordered by day first so that
-    # PostgreSQL sorts each day's meters as it reads them (incremental sort) and stops
-    # at the limit.
+    # unindexed, see MeterState), last_seen rechecked; ordered by day first, so that
+    # PostgreSQL can sort each day's meters as the index hands them over (incremental
+    # sort) and stop at the limit. The order is last_seen's.
     rows = session.execute(
         select(m.Meter.serial, m.Account.number, state.last_seen)
         .join(m.Meter, m.Meter.id == state.meter_id)

@@ -6,9 +6,9 @@
 
 The same fleet and simulator stream as `events_bench.py` (steady state), ingested with
 `ingest_events` batch by batch in this process after a warm-up run that gives every meter
-a state. Reports events per CPU-second of this process (on PostgreSQL the server's own CPU
-is not counted), so a busy machine disturbs it little; --profile prints the functions
-with the most own time and the most cumulative time.
+a state. Reports events per CPU-second of this process, so a busy machine disturbs it
+little, and on PostgreSQL the CPU of the server process that served it, per event;
+--profile prints the functions with the most own time and the most cumulative time.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
 
+    from events_bench import BackendCpu
+
     from meterline.gc_startup import freeze_startup_objects
     from meterline.runtime import open_runtime
     from meterline.services.meter_events import ingest_events
@@ -53,7 +55,8 @@ def main() -> None:
         stream = new_stream(args.meters, probes=0, cold=False)
         warm = stream.batches(args.meters, args.batch, timedelta(minutes=10))
         timed = stream.batches(args.events, args.batch, timedelta(minutes=60))
-        rt = open_runtime(database_url=url)
+        server = BackendCpu(url) if args.pg else None
+        rt = open_runtime(database_url=server.tagged if server else url)
         try:
 
             def ingest(batches: list[bytes]) -> tuple[int, int]:
@@ -70,6 +73,8 @@ def main() -> None:
             ingest(warm)
             freeze_startup_objects()  # as `meterline serve` and `meterline ingest` do
             profiler = cProfile.Profile(time.process_time) if args.profile else None
+            if server:
+                server.begin()
             wall, cpu = time.perf_counter(), time.process_time()
             if profiler:
                 profiler.enable()
@@ -77,6 +82,7 @@ def main() -> None:
             if profiler:
                 profiler.disable()
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            server_cpu = server.seconds() if server else 0.0
         finally:
             rt.close()
             if args.pg:
@@ -87,6 +93,11 @@ def main() -> None:
         f" {args.events / wall:,.0f}/s, {args.events / cpu:,.0f}/cpu-s"
         f" ({alerts} alerts, {messages} messages{', profiled' if profiler else ''})"
     )
+    if args.pg:
+        print(
+            f"[{db}] server process {server_cpu:.1f} CPU-s,"
+            f" {server_cpu / args.events * 1e6:.1f} µs an event"
+        )
     if profiler:
         stats = pstats.Stats(profiler)
         stats.sort_stats("tottime").print_stats(args.top)

@@ -188,10 +188,8 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
     )
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        if pg:  # insert first, so that the SELECT ... FOR UPDATE locks every state
-            cursor.execute(insert, (tenant_id, param))
-            cursor.execute(_state_sql(pg, match, mark, outer=False), (tenant_id, param))
-            fetched = cursor.fetchall()
+        if pg:  # see _load_pg
+            fetched = _load_pg(cursor, tenant_id, param)
         else:
             # A write transaction on SQLite begins IMMEDIATE (store.db), so nobody writes
             # in between: read first, and insert only when some meter has no state yet.
@@ -241,13 +239,69 @@ def _sqlite_rows(fetched: Sequence[Any]) -> list[StateRow] | None:
     return out
 
 
-def _pg_rows(fetched: Sequence[Any]) -> list[StateRow]:
+def _pg_rows(fetched: Sequence[tuple[Any, Any]]) -> list[StateRow]:
+    """(meter row, state row) pairs from `_load_pg` as the rules take them."""
     out: list[StateRow] = []
-    for row in fetched:
-        state = list(row[9:])
+    for meter, row in fetched:
+        state = list(row[1:])
         state[_TAMPER_AT] = _read_tamper(state[_TAMPER_AT])
-        out.append((*row[:8], tuple(state)))
+        out.append((*meter[:8], tuple(state)))
     return out
+
+
+# PostgreSQL, in three steps that keep the plan to index lookups at any fleet size and
+# write nothing for meters that have a state already (the common case):
+# 1. the batch's meters with their accounts, and whether each has a state row (a scalar
+#    subquery: always a primary-key probe, never a join the planner could turn into a
+#    scan of meter_states), locking nothing;
+_PG_METERS = (
+    "SELECT m.id, m.serial, m.kind, m.account_id, a.number, a.consumer_id,"
+    " a.sanctioned_load_kw, a.low_balance_minor,"
+    " (SELECT true FROM meter_states s WHERE s.meter_id = m.id)"
+    " FROM meters m LEFT JOIN accounts a ON a.id = m.account_id"
+    " WHERE m.tenant_id = %s"
+    " AND m.serial = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
+    " ORDER BY m.id"
+)
+# 2. only if some have none: those created, in meter id order (a concurrent batch that
+#    creates the same ones waits for this one, or this one for it: one order, no cycle);
+_PG_NEW_STATES = (
+    "INSERT INTO meter_states (meter_id, tenant_id, zero_open, over_count, overload_open)"
+    " SELECT m.id, m.tenant_id, false, 0, false FROM meters m"
+    " WHERE m.id = ANY(%s::int[]) ORDER BY m.id"  # a meter deleted meanwhile: none
+    " ON CONFLICT DO NOTHING"
+)
+# 3. the states read and locked by primary key, in meter id order, until the transaction
+#    ends. Locks are taken only here, after any insert, all in one order, so concurrent
+#    batches never deadlock. (The value-only columns come back as NULL: see NOT_READ.)
+_PG_STATES = (
+    "SELECT meter_id, "
+    + ", ".join("NULL" if c in NOT_READ else c for c in STATE_COLUMNS)
+    + " FROM meter_states WHERE meter_id = ANY(%s::int[]) ORDER BY meter_id FOR UPDATE"
+)
+
+
+def _load_pg(cursor: Any, tenant_id: int, serials_json: str) -> list[tuple[Any, Any]]:
+    """The batch's meters, each as (meter and account columns, state columns)."""
+    cursor.execute(_PG_METERS, (tenant_id, serials_json))
+    meters = cursor.fetchall()
+    if not meters:
+        return []
+    missing = [row[0] for row in meters if row[8] is None]
+    if missing:
+        cursor.execute(_PG_NEW_STATES, (_int_array(missing),))
+    cursor.execute(_PG_STATES, (_int_array(row[0] for row in meters),))
+    states = cursor.fetchall()
+    if len(states) != len(meters):  # a meter deleted meanwhile (its state went with it)
+        by_id = {row[0]: row for row in states}
+        meters = [row for row in meters if row[0] in by_id]
+        states = [by_id[row[0]] for row in meters]
+    return list(zip(meters, states, strict=True))  # both in meter id order
+
+
+def _int_array(ids: Iterable[int]) -> str:
+    """An int[] literal: one text parameter, parsed by the server in C."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def _executemany(session: Session, sql: str, params: list[Any]) -> None:
@@ -319,12 +373,14 @@ def _json_rows(columns: Sequence[str], types: Sequence[str], *, nested: bool) ->
     """SQL for the rows of a JSON array parameter as typed columns: psycopg dumps a
     Python list as an array parameter in Python, value by value (most of the client's
     CPU for a batch), where msgspec encodes the whole batch as one JSON text in C.
+    jsonb, not json: the server parses it once, where each `->` on a json value parses
+    its text again (several times the cost per row for the columns of a state).
     `nested`: each row is [meter id, [values]] rather than flat."""
     picks = []
     for i, (name, kind) in enumerate(zip(columns, types, strict=True)):
         path = ("r->>0" if i == 0 else f"r->1->>{i - 1}") if nested else f"r->>{i}"
         picks.append(f"({path})::{kind} AS {name}")
-    return f"SELECT {', '.join(picks)} FROM json_array_elements(%s::json) AS r"
+    return f"SELECT {', '.join(picks)} FROM jsonb_array_elements(%s::jsonb) AS r"
 
 
 def _save_states_pg(

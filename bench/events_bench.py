@@ -2,6 +2,11 @@
 
     python bench/events_bench.py --meters 1000000 --events 1000000 [--pg URL] [--mqtt URL]
     python bench/events_bench.py --meters 10000 --events 100000 --latency-seconds 10  # quick
+    python bench/events_bench.py --meters 1000000 --fleet-cache /tmp/fleet1m.db  # built once
+
+--fleet-cache FILE (SQLite): the first run builds the fleet and keeps a copy of its
+database in FILE; later runs with the same --meters copy it instead of building it again
+(a million meters take one to four minutes), so every run starts from the same state.
 
 For each database (SQLite, and PostgreSQL with --pg) a fresh database gets a tenant with
 a sandbox SMS channel and credit, and a prepaid fleet of --meters meters (consumers,

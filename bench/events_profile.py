@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from dispatch_bench import drop_schema, pg_schema_url  # noqa: E402
-from events_bench import TENANT, new_stream, prepare  # noqa: E402
+from events_bench import TENANT, keep_fleet, new_stream, prepare, reuse_fleet  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +35,9 @@ def main() -> None:
     parser.add_argument("--meters", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=100_000, help="timed")
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--warm", type=int, default=None, help="events before (--meters)")
     parser.add_argument("--pg", default=None, help="PostgreSQL URL (a fresh schema)")
+    parser.add_argument("--fleet-cache", default=None, help="SQLite: as in events_bench.py")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
@@ -51,9 +53,17 @@ def main() -> None:
             url, schema = pg_schema_url(args.pg)
         else:
             url = f"sqlite:///{Path(tmp) / 'events.db'}"
-        prepare(url, args.meters)
+        cache = None if args.pg or not args.fleet_cache else Path(args.fleet_cache)
+        if cache is not None and cache.exists():
+            reuse_fleet(cache, url, args.meters)
+        else:
+            key, _ = prepare(url, args.meters)
+            if cache is not None:
+                keep_fleet(url, key, args.meters, cache)
         stream = new_stream(args.meters, probes=0, cold=False)
-        warm = stream.batches(args.meters, args.batch, timedelta(minutes=10))
+        warm = stream.batches(
+            args.meters if args.warm is None else args.warm, args.batch, timedelta(minutes=10)
+        )
         timed = stream.batches(args.events, args.batch, timedelta(minutes=60))
         server = BackendCpu(url) if args.pg else None
         rt = open_runtime(database_url=server.tagged if server else url)

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     import_max_bytes: int = 100 * 1024 * 1024
     import_batch_size: int = 2000
+    # SQLite: each connection's page cache and memory-mapped window, in MB (SQLite's own
+    # defaults are 2 and 0). See docs/configuration.md.
+    sqlite_cache_mb: int = 2
+    sqlite_mmap_mb: int = 0
     log_json: bool = False
     log_level: str = "INFO"
     # Where providers reach us: status callbacks go to {public_url}/api/v1/callbacks/{id}.

@@ -31,5 +31,9 @@ class Runtime:
 
 def open_runtime(settings: Settings | None = None, database_url: str | None = None) -> Runtime:
     settings = settings or get_settings()
-    engine = make_engine(database_url or settings.resolved_database_url())
+    engine = make_engine(
+        database_url or settings.resolved_database_url(),
+        sqlite_cache_mb=settings.sqlite_cache_mb,
+        sqlite_mmap_mb=settings.sqlite_mmap_mb,
+    )
     return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine))

@@ -19,9 +19,9 @@ def service_handler(runtime: Runtime, source: str = "mqtt") -> Handler:
         # The service takes at most MAX_BATCH events a call (one transaction each).
         for lo in range(0, len(items), MAX_BATCH):
             try:
-                report = ingest_events(
-                    runtime.sessions, tenant, items[lo : lo + MAX_BATCH], source=source
-                )
+                # The runtime, not its write sessions: the tenant is then looked up in a
+                # read-only session, outside SQLite's write queue.
+                report = ingest_events(runtime, tenant, items[lo : lo + MAX_BATCH], source=source)
             except ServiceError as exc:  # unknown tenant and the like: retrying cannot help
                 raise PermanentFailure(exc.message) from exc
             accepted += report.accepted + report.duplicates

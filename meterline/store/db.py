@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from meterline.config import get_settings
 from meterline.store.sqlite_lock import ProcessWriteLock, lock_path
 
 BUSY_TIMEOUT_S = 30  # how long a SQLite writer waits for the lock before giving up
@@ -24,23 +26,39 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    sqlite_cache_mb: int | None = None,
+    sqlite_mmap_mb: int | None = None,
+    **kwargs: Any,
+) -> Engine:
+    """An engine for `url`; on SQLite each connection's page cache and memory map are
+    `sqlite_cache_mb` and `sqlite_mmap_mb` (default: the settings of the same names)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        settings = get_settings()
+        cache_mb = settings.sqlite_cache_mb if sqlite_cache_mb is None else sqlite_cache_mb
+        mmap_mb = settings.sqlite_mmap_mb if sqlite_mmap_mb is None else sqlite_mmap_mb
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S}, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, cache_mb, mmap_mb))
         _serialise_sqlite_writers(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(cache_mb: int, mmap_mb: int, dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the console read while an import writes; foreign keys are off by default.
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+    # SQLite's default page cache is 2 MB: a large fleet's tables and indexes are read
+    # page by page through read() calls. A negative cache_size is in KiB; the cache
+    # grows only as pages are read.
+    cur.execute(f"PRAGMA cache_size={-int(cache_mb) * 1024}")
+    cur.execute(f"PRAGMA mmap_size={int(mmap_mb) * 1024 * 1024}")
     cur.close()
     # SQLAlchemy, not the driver, starts transactions (see _sqlite_begin_immediate).
     dbapi_conn.isolation_level = None

@@ -192,35 +192,40 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
             fetched = _load_pg(cursor, tenant_id, param)
         else:
             # A write transaction on SQLite begins IMMEDIATE (store.db), so nobody writes
-            # in between: read first, and insert only when some meter has no state yet.
-            sql = _state_sql(pg, match, mark, outer=True)
-            cursor.execute(sql, (tenant_id, param))
-            rows = _sqlite_rows(cursor.fetchall())
-            if rows is None:  # some meter has no state yet
-                cursor.execute(insert, (tenant_id, param))
-                cursor.execute(sql, (tenant_id, param))
-                rows = _sqlite_rows(cursor.fetchall())
-            assert rows is not None
-            return rows
+            # in between: read first, then insert the missing states by meter id, and hand
+            # those over as new (what reading them back would give, without the read).
+            cursor.execute(_state_sql(pg, match, mark, outer=True), (tenant_id, param))
+            fetched = cursor.fetchall()
+            missing = sorted(row[0] for row in fetched if row[8] is None)
+            if missing:
+                cursor.executemany(_SQLITE_NEW_STATE, [(mid, tenant_id) for mid in missing])
+            return _sqlite_rows(fetched)
     finally:
         cursor.close()
     return _pg_rows(fetched)
 
+
+# SQLite: a new meter's state row, and the values that row reads back as (in STATE_COLUMNS
+# order, before _sqlite_rows converts them).
+_SQLITE_NEW_STATE = (
+    "INSERT INTO meter_states (meter_id, tenant_id, zero_open, over_count, overload_open)"
+    " VALUES (?, ?, 0, 0, 0)"
+)
+_NEW_STATE = tuple(False if c in BOOLS else 0 if c == "over_count" else None for c in STATE_COLUMNS)
 
 _TIME_AT = tuple(i for i, c in enumerate(STATE_COLUMNS) if c in TIMES and c not in NOT_READ)
 _BOOL_AT = tuple(i for i, c in enumerate(STATE_COLUMNS) if c in BOOLS)
 _TAMPER_AT = STATE_COLUMNS.index("tamper")
 
 
-def _sqlite_rows(fetched: Sequence[Any]) -> list[StateRow] | None:
-    """The rows converted; None if a meter has no state row (its s.meter_id is NULL)."""
+def _sqlite_rows(fetched: Sequence[Any]) -> list[StateRow]:
+    """The rows converted; a meter without a state row (its s.meter_id is NULL; the
+    caller has just inserted one) gets the state of a new row."""
     times: dict[str, datetime] = {}  # the batch's states share many times
     loads: dict[float, Decimal] = {}  # and a fleet has few sanctioned loads
     out: list[StateRow] = []
     for row in fetched:
-        if row[8] is None:
-            return None
-        state = list(row[9:])
+        state = list(_NEW_STATE if row[8] is None else row[9:])
         for i in _TIME_AT:
             text = state[i]
             if text is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from meterline.domain.meter_rules import MeterState
 from meterline.runtime import Runtime
@@ -79,3 +79,39 @@ def test_a_batch_of_known_and_new_meters_writes_every_stream(runtime: Runtime) -
     assert loaded["S-0"].balance_at.tzinfo is not None
     assert (loaded["S-0"].reading_value, loaded["S-2"].power_state) == (None, None)
     assert loaded["S-2"].power_at == NOW - timedelta(minutes=18)
+
+
+def test_new_meters_get_the_state_their_stored_row_reads_back(runtime: Runtime) -> None:
+    # A meter without a state row gets one; the state handed over for it (built, not read
+    # back, on SQLite) is the one the stored row gives on the next load.
+    with runtime.sessions() as s, s.begin():
+        fleet = make_fleet(s)
+        for i in range(3):
+            add_meter(
+                s,
+                fleet.tenant_id,
+                serial=f"N-{i}",
+                account=f"AN-{i}",
+                name=f"C {i}",
+                language="en",
+                phone=None,
+            )
+    ingest_events(
+        runtime,
+        "jaipur",
+        [{"type": "balance", "meter": "N-0", "at": _at(30), "balance": 50_000}],
+        source="test",
+        now=NOW,
+    )
+    serials = ["N-0", "N-1", "N-2"]
+    with runtime.sessions() as s, s.begin():
+        first = {row[1]: row for row in ensure_and_load(s, fleet.tenant_id, serials)}
+    with runtime.sessions() as s, s.begin():
+        again = {row[1]: row for row in ensure_and_load(s, fleet.tenant_id, serials)}
+        stored = s.scalar(select(func.count()).select_from(StateRow))
+    assert stored == 3
+    assert first == again
+    tamper = STATE_COLUMNS.index("tamper")
+    one, two = first["N-1"][8], first["N-2"][8]
+    assert one[tamper] == {}
+    assert one[tamper] is not two[tamper]  # one map each: the rules may change it in place

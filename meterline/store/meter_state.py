@@ -146,18 +146,19 @@ def _read_tamper(value: Any) -> dict[str, tuple[bool, datetime]]:
     return {code: (bool(v[0]), datetime.fromisoformat(v[1])) for code, v in value.items()}
 
 
-def _state_sql(pg: bool, match: str, mark: str, *, outer: bool) -> str:
+def _sqlite_state_sql() -> str:
+    """SQLite: the batch's meters (serials as one JSON array) with their accounts and,
+    where one exists, their state (s.meter_id NULL where none does)."""
     # The value-only columns come back as NULL: see NOT_READ.
     cols = ", ".join("NULL" if c in NOT_READ else f"s.{c}" for c in STATE_COLUMNS)
-    sql = (
+    # No ORDER BY: a sort of the batch for nothing (the caller keys by serial).
+    return (
         "SELECT m.id, m.serial, m.kind, m.account_id, a.number, a.consumer_id,"
         f" a.sanctioned_load_kw, a.low_balance_minor, s.meter_id, {cols}"
-        f" FROM meters m {'LEFT JOIN' if outer else 'JOIN'} meter_states s ON s.meter_id = m.id"
+        " FROM meters m LEFT JOIN meter_states s ON s.meter_id = m.id"
         " LEFT JOIN accounts a ON a.id = m.account_id"
-        f" WHERE m.tenant_id = {mark} AND {match}"
+        " WHERE m.tenant_id = ? AND m.serial IN (SELECT value FROM json_each(?))"
     )
-    # SQLite: no ORDER BY (a sort of the batch for nothing; the caller keys by serial).
-    return sql + " ORDER BY m.id FOR UPDATE OF s" if pg else sql
 
 
 def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) -> list[StateRow]:
@@ -172,39 +173,26 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
     """
     conn = session.connection()
     pg = _is_pg(session)
-    param: Any
-    if pg:  # the serials as one JSON text (see _json_rows)
-        match = "m.serial = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
-        param = _ENCODE(list(serials)).decode()
-        mark = "%s"
-    else:
-        match, param = "m.serial IN (SELECT value FROM json_each(?))", json.dumps(list(serials))
-        mark = "?"
-    insert = (
-        "INSERT INTO meter_states (meter_id, tenant_id, zero_open, over_count, overload_open)"
-        f" SELECT m.id, m.tenant_id, {'false' if pg else '0'}, 0, {'false' if pg else '0'}"
-        f" FROM meters m WHERE m.tenant_id = {mark} AND {match}"
-        " ORDER BY m.id ON CONFLICT DO NOTHING"  # one order: concurrent batches never deadlock
-    )
+    # The serials travel as one JSON text (see _json_rows).
+    param = _ENCODE(list(serials)).decode() if pg else json.dumps(list(serials))
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         if pg:  # see _load_pg
-            fetched = _load_pg(cursor, tenant_id, param)
-        else:
-            # A write transaction on SQLite begins IMMEDIATE (store.db), so nobody writes
-            # in between: read first, then insert the missing states by meter id, and hand
-            # those over as new (what reading them back would give, without the read).
-            cursor.execute(_state_sql(pg, match, mark, outer=True), (tenant_id, param))
-            fetched = cursor.fetchall()
-            missing = sorted(row[0] for row in fetched if row[8] is None)
-            if missing:
-                cursor.executemany(_SQLITE_NEW_STATE, [(mid, tenant_id) for mid in missing])
-            return _sqlite_rows(fetched)
+            return _pg_rows(_load_pg(cursor, tenant_id, param))
+        # A write transaction on SQLite begins IMMEDIATE (store.db), so nobody writes in
+        # between: read first, then insert the missing states by meter id, and hand those
+        # over as new (what reading them back would give, without the read).
+        cursor.execute(_SQLITE_STATE_SQL, (tenant_id, param))
+        fetched = cursor.fetchall()
+        missing = sorted(row[0] for row in fetched if row[8] is None)
+        if missing:
+            cursor.executemany(_SQLITE_NEW_STATE, [(mid, tenant_id) for mid in missing])
+        return _sqlite_rows(fetched)
     finally:
         cursor.close()
-    return _pg_rows(fetched)
 
 
+_SQLITE_STATE_SQL = _sqlite_state_sql()
 # SQLite: a new meter's state row, and the values that row reads back as (in STATE_COLUMNS
 # order, before _sqlite_rows converts them).
 _SQLITE_NEW_STATE = (

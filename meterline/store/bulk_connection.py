@@ -1,0 +1,56 @@
+"""One connection for a bulk write (the master import), with SQLite settings for it alone.
+
+The settings below would cost every other connection of the pool memory for nothing,
+so they are set on the importing connection when the import starts and put back before
+it returns to the pool.
+
+- `cache_size`: SQLite's default page cache is 2 MB. At a million rows the indexes an
+  import inserts into (accounts by number, consumers by import key, phones by number,
+  meters by serial, dues by date: about 100 MB together) no longer fit, and every
+  insert into a page that fell out of the cache reads it back with a read() from the
+  WAL or the file, and a transaction bigger than the cache writes pages to the WAL
+  before its commit, some more than once. The cache grows only as pages are used.
+- `temp_store=MEMORY`: a multi-row INSERT keeps a statement journal (to undo that one
+  statement if a constraint refuses a row); past 64 KB SQLite moves it to a temporary
+  file, a write() per page. In memory it stays small: it holds one statement's pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+# KiB, as SQLite takes a negative cache_size. Sized for the indexes of a 1,000,000-row
+# import; the whole import (both processes) stays under 500 MB with it (docs/benchmarks.md).
+BULK_CACHE_KIB = 96 * 1024
+BULK_PRAGMAS: dict[str, Any] = {"cache_size": -BULK_CACHE_KIB, "temp_store": 2}  # 2 = MEMORY
+
+
+@contextmanager
+def bulk_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection held for a whole bulk write; on SQLite with `BULK_PRAGMAS` set
+    while it is held, restored (and the cache's memory given back) afterwards."""
+    with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            yield conn
+            return
+        # The driver's connection is in autocommit mode (store/db.py): these statements
+        # run outside any transaction, as temp_store requires.
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        before = {name: raw.execute(f"PRAGMA {name}").fetchone()[0] for name in BULK_PRAGMAS}
+        _set(raw, BULK_PRAGMAS)
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
+            _set(raw, before)
+
+
+def _set(raw: Any, pragmas: dict[str, Any]) -> None:
+    for name, value in pragmas.items():
+        raw.execute(f"PRAGMA {name}={int(value)}")

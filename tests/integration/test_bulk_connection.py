@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from meterline.store.bulk_connection import BULK_CACHE_KIB, bulk_connection
+from meterline.store.bulk_connection import BULK_PRAGMAS, bulk_connection
 from meterline.store.models import Tenant
 
 
-def _pragmas(conn) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def _pragmas(conn) -> dict[str, int]:  # type: ignore[no-untyped-def]
     raw = conn.connection.driver_connection
-    return (
-        raw.execute("PRAGMA cache_size").fetchone()[0],
-        raw.execute("PRAGMA temp_store").fetchone()[0],
-    )
+    return {name: raw.execute(f"PRAGMA {name}").fetchone()[0] for name in BULK_PRAGMAS}
 
 
 def test_settings_hold_for_the_import_and_are_put_back(runtime, tenant) -> None:  # type: ignore[no-untyped-def]
@@ -25,9 +22,9 @@ def test_settings_hold_for_the_import_and_are_put_back(runtime, tenant) -> None:
         return
     with engine.connect() as conn:
         before = _pragmas(conn)
-    assert before != (-BULK_CACHE_KIB, 2)
+    assert all(before[name] != value for name, value in BULK_PRAGMAS.items())
     with bulk_connection(engine) as conn:
-        assert _pragmas(conn) == (-BULK_CACHE_KIB, 2)
+        assert _pragmas(conn) == BULK_PRAGMAS
         with runtime.sessions(bind=conn) as session, session.begin():
             session.execute(text("UPDATE tenants SET name = 'renamed'"))
     # The pool hands the same driver connection out again, with its settings as before.
@@ -46,4 +43,4 @@ def test_a_failed_write_is_rolled_back_and_the_settings_put_back(runtime, tenant
         assert session.scalar(select(Tenant.name)) == "Aligarh Electricity Office"
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
-            assert _pragmas(conn) != (-BULK_CACHE_KIB, 2)
+            assert all(v != BULK_PRAGMAS[name] for name, v in _pragmas(conn).items())

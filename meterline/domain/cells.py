@@ -294,6 +294,7 @@ def _parse_with_library(part: str, region: str) -> str:
     if m:
         text = m.group(1)
     text = _LABEL.sub("", _COMMENT.sub("", text)).strip()
+
     # A function, not the exception itself: an exception held in a local of the frame
     # that raises it forms a cycle with its traceback (and the callers' frames, with the
     # chunk of rows being read), freed only by the cyclic garbage collector.

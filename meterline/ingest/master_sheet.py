@@ -26,6 +26,7 @@ from meterline.domain.headers import (
     match_row,
 )
 from meterline.domain.master_row import MasterRecord, RowContext, RowReader, cell_text
+from meterline.gc_startup import fewer_collections
 from meterline.ingest.readers import BadFile, SheetRow, Table, open_table
 
 HEADER_SCAN_ROWS = 30
@@ -274,8 +275,9 @@ def _child_main() -> None:
         out.flush()
 
     try:
-        for item in read_sheet(req):
-            send(item)
+        with fewer_collections():
+            for item in read_sheet(req):
+                send(item)
         send(_DONE)
     except SheetRefused as exc:
         send((_REFUSED, exc.message))

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from meterline.domain.enums import Billing, ImportStatus, Service, TenantKind
 from meterline.domain.master_row import MasterRecord, RowContext
+from meterline.gc_startup import fewer_collections
 from meterline.ingest.master_sheet import (
     Issue,
     SheetInfo,
@@ -282,7 +283,7 @@ def import_master(
     assert isinstance(engine, Engine)
     try:
         # Every batch through one connection, set up for bulk writes (store/bulk_connection.py).
-        with bulk_connection(engine) as conn:
+        with fewer_collections(), bulk_connection(engine) as conn:
             writer = _Writer(partial(factory, bind=conn), tenant, report, batch_size, clock)
             stream = read_sheet_in_subprocess(request) if parallel else read_sheet(request)
             for item in stream:

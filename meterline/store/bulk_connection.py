@@ -4,12 +4,11 @@ The settings below would cost every other connection of the pool memory for noth
 so they are set on the importing connection when the import starts and put back before
 it returns to the pool.
 
-- `cache_size`: SQLite's default page cache is 2 MB. At a million rows the indexes an
-  import inserts into (accounts by number, consumers by import key, phones by number,
-  meters by serial, dues by date: about 100 MB together) no longer fit, and every
-  insert into a page that fell out of the cache reads it back with a read() from the
-  WAL or the file, and a transaction bigger than the cache writes pages to the WAL
-  before its commit, some more than once. The cache grows only as pages are used.
+- `cache_size`: SQLite's default page cache is 2 MB. A batch of a big import dirties
+  thousands of index pages (phones by number, dues by date, accounts by number: pages
+  all over each index), so with 2 MB pages are written to the WAL before the commit,
+  some more than once, and read back with a read() at the next insert into them.
+  The cache grows only as pages are used.
 - `temp_store=MEMORY`: a multi-row INSERT keeps a statement journal (to undo that one
   statement if a constraint refuses a row); past 64 KB SQLite moves it to a temporary
   file, a write() per page. In memory it stays small: it holds one statement's pages.
@@ -29,9 +28,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-# KiB, as SQLite takes a negative cache_size. Sized for the indexes of a 1,000,000-row
-# import; the whole import (both processes) stays under 500 MB with it (docs/benchmarks.md).
-BULK_CACHE_KIB = 96 * 1024
+# KiB, as SQLite takes a negative cache_size. At 1,000,000 rows 16 to 160 MB all took
+# the same CPU per row (docs/benchmarks.md); 64 MB leaves room under the import's 500 MB.
+BULK_CACHE_KIB = 64 * 1024
 BULK_PRAGMAS: dict[str, Any] = {
     "cache_size": -BULK_CACHE_KIB,
     "temp_store": 2,  # MEMORY

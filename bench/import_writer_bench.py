@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from meterline.domain.master_row import RowContext
 from meterline.ingest.master_sheet import SheetRequest, Verdicts, read_sheet
 from meterline.services.importer import ImportReport, _Writer
 from meterline.services.tenants import create_tenant, get_tenant
+from meterline.store.bulk_connection import bulk_connection
 from meterline.store.db import make_engine, make_session_factory, normalise_url
 from meterline.store.migrate import upgrade_engine
 from meterline.store.models import ImportRun
@@ -45,7 +47,9 @@ def read_verdicts(path: Path) -> list[Verdicts]:
     return [v for v in read_sheet(req) if isinstance(v, Verdicts)]
 
 
-def write_once(factory: Any, verdicts: list[Verdicts], profile: str | None) -> tuple[float, float]:
+def write_once(
+    factory: Any, verdicts: list[Verdicts], profile: str | None, batch: int = BATCH
+) -> tuple[float, float]:
     """(CPU s, wall s) of one import of `verdicts` through a fresh `_Writer`."""
     with factory() as session, session.begin():
         tenant = get_tenant(session, SLUG)
@@ -61,12 +65,15 @@ def write_once(factory: Any, verdicts: list[Verdicts], profile: str | None) -> t
         session.add(run)
         session.flush()
         report = ImportReport(import_id=run.id, filename="bench", dry_run=False)
-    writer = _Writer(factory, tenant, report, BATCH, lambda: datetime.now(UTC))
 
     def feed() -> None:
-        for v in verdicts:
-            writer.take(v)
-        writer.flush()
+        # As import_master does: every batch through one connection set up for bulk writes.
+        with bulk_connection(factory.kw["bind"]) as conn:
+            sessions = partial(factory, bind=conn)
+            writer = _Writer(sessions, tenant, report, batch, lambda: datetime.now(UTC))
+            for v in verdicts:
+                writer.take(v)
+            writer.flush()
 
     cpu, wall = time.process_time(), time.perf_counter()
     if profile:
@@ -90,6 +97,13 @@ def main() -> None:
     p.add_argument("--pg", help="PostgreSQL URL (a private schema, dropped after); else SQLite")
     p.add_argument("--profile", help="write a cProfile of the first import here")
     p.add_argument("--profile-again", help="write a cProfile of the re-import here")
+    p.add_argument("--batch", type=int, default=BATCH, help="rows per transaction")
+    p.add_argument(
+        "--pragma",
+        action="append",
+        default=[],
+        help="SQLite: a PRAGMA run on every new connection, e.g. cache_size=-131072",
+    )
     opts = p.parse_args()
 
     verdicts = read_verdicts(opts.file)
@@ -121,6 +135,14 @@ def main() -> None:
         url = f"sqlite:///{os.path.join(tmp, 'bench.db')}"
     try:
         engine = make_engine(url)
+        if opts.pragma:
+            from sqlalchemy import event
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                for pragma in opts.pragma:
+                    dbapi_conn.execute(f"PRAGMA {pragma}")
+
         upgrade_engine(engine)
         factory = make_session_factory(engine)
         with factory() as session, session.begin():
@@ -133,7 +155,7 @@ def main() -> None:
                 timezone="Asia/Kolkata",
             )
         for label, prof in (("first import", opts.profile), ("re-import", opts.profile_again)):
-            cpu, wall = write_once(factory, verdicts, prof)
+            cpu, wall = write_once(factory, verdicts, prof, opts.batch)
             print(
                 f"{label}: {cpu:.2f} CPU s, {wall:.2f} wall s, "
                 f"{cpu / rows * 1e6:.1f} CPU µs/row, {wall / rows * 1e6:.1f} wall µs/row",

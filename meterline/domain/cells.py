@@ -294,21 +294,27 @@ def _parse_with_library(part: str, region: str) -> str:
     if m:
         text = m.group(1)
     text = _LABEL.sub("", _COMMENT.sub("", text)).strip()
-    invalid = CellError(f'"{part}" is not a valid mobile number for region {region}')
+
+    # A function, not the exception itself: an exception held in a local of the frame
+    # that raises it forms a cycle with its traceback (and the callers' frames, with the
+    # chunk of rows being read), freed only by the cyclic garbage collector.
+    def invalid() -> CellError:
+        return CellError(f'"{part}" is not a valid mobile number for region {region}')
+
     # phonenumbers turns letters into digits (vanity numbers); in a sheet they are junk.
     if not text or any(ch.isalpha() for ch in text):
-        raise invalid
+        raise invalid()
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        raise invalid from None
+        raise invalid() from None
     if number.extension:
-        raise invalid
+        raise invalid()
     # number_type() is what is_valid_number() computes internally (UNKNOWN = invalid);
     # asking once halves the cost of the dearest step of an import.
     kind = phonenumbers.number_type(number)
     if kind == PhoneNumberType.UNKNOWN:
-        raise invalid
+        raise invalid()
     if kind == PhoneNumberType.FIXED_LINE:
         raise CellError(f'"{part}" is a landline, not a mobile number')
     if kind not in _MOBILE_TYPES:

@@ -14,14 +14,16 @@ import io
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from meterline.domain.enums import Billing, ImportStatus, Service, TenantKind
 from meterline.domain.master_row import MasterRecord, RowContext
+from meterline.gc_startup import fewer_collections
 from meterline.ingest.master_sheet import (
     Issue,
     SheetInfo,
@@ -33,6 +35,7 @@ from meterline.ingest.master_sheet import (
 )
 from meterline.services.errors import ServiceError
 from meterline.services.tenants import currency_exponent, get_tenant
+from meterline.store.bulk_connection import bulk_connection
 from meterline.store.master_data import (
     AREA_LEVELS_COOP,
     AREA_LEVELS_UTILITY,
@@ -104,7 +107,7 @@ class _Writer:
 
     def __init__(
         self,
-        factory: sessionmaker[Session],
+        factory: Callable[[], Session],
         tenant: Tenant,
         report: ImportReport,
         batch_size: int,
@@ -258,8 +261,7 @@ def import_master(
         session.add(run)
         session.flush()
         report = ImportReport(import_id=run.id, filename=name, dry_run=dry_run)
-    writer = _Writer(factory, tenant, report, batch_size, clock)
-    defaults = writer.defaults
+    defaults = tenant_defaults(tenant)
     request = SheetRequest(
         path=path,
         name=name,
@@ -276,16 +278,22 @@ def import_master(
     )
     if parallel is None:
         parallel = path.exists() and path.stat().st_size >= PARALLEL_FROM_BYTES
+    with factory() as session:
+        engine = session.get_bind()
+    assert isinstance(engine, Engine)
     try:
-        stream = read_sheet_in_subprocess(request) if parallel else read_sheet(request)
-        for item in stream:
-            if isinstance(item, SheetInfo):
-                report.format, report.sheet = item.format, item.sheet
-                report.warnings.extend(item.warnings)
-                report.header_row, report.columns = item.header_row, item.columns
-            else:
-                writer.take(item)
-        writer.flush()
+        # Every batch through one connection, set up for bulk writes (store/bulk_connection.py).
+        with fewer_collections(), bulk_connection(engine) as conn:
+            writer = _Writer(partial(factory, bind=conn), tenant, report, batch_size, clock)
+            stream = read_sheet_in_subprocess(request) if parallel else read_sheet(request)
+            for item in stream:
+                if isinstance(item, SheetInfo):
+                    report.format, report.sheet = item.format, item.sheet
+                    report.warnings.extend(item.warnings)
+                    report.header_row, report.columns = item.header_row, item.columns
+                else:
+                    writer.take(item)
+            writer.flush()
     except SheetRefused as exc:
         _finish(factory, report, ImportStatus.failed, exc.message, clock)
         raise ImportFailed(exc.message, report) from None

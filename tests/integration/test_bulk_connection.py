@@ -1,0 +1,46 @@
+"""The import's connection: SQLite settings for the bulk write while held, put back after."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+
+from meterline.store.bulk_connection import BULK_PRAGMAS, bulk_connection
+from meterline.store.models import Tenant
+
+
+def _pragmas(conn) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    raw = conn.connection.driver_connection
+    return {name: raw.execute(f"PRAGMA {name}").fetchone()[0] for name in BULK_PRAGMAS}
+
+
+def test_settings_hold_for_the_import_and_are_put_back(runtime, tenant) -> None:  # type: ignore[no-untyped-def]
+    engine = runtime.engine
+    if engine.dialect.name != "sqlite":
+        with bulk_connection(engine) as conn:
+            assert conn.execute(select(Tenant.slug)).scalar_one() == "aligarh"
+        return
+    with engine.connect() as conn:
+        before = _pragmas(conn)
+    assert all(before[name] != value for name, value in BULK_PRAGMAS.items())
+    with bulk_connection(engine) as conn:
+        assert _pragmas(conn) == BULK_PRAGMAS
+        with runtime.sessions(bind=conn) as session, session.begin():
+            session.execute(text("UPDATE tenants SET name = 'renamed'"))
+    # The pool hands the same driver connection out again, with its settings as before.
+    with engine.connect() as conn:
+        assert _pragmas(conn) == before
+    with runtime.sessions() as session:
+        assert session.scalar(select(Tenant.name)) == "renamed"
+
+
+def test_a_failed_write_is_rolled_back_and_the_settings_put_back(runtime, tenant) -> None:  # type: ignore[no-untyped-def]
+    engine = runtime.engine
+    with pytest.raises(RuntimeError), bulk_connection(engine) as conn:
+        conn.execute(text("UPDATE tenants SET name = 'half done'"))
+        raise RuntimeError("killed midway")
+    with runtime.sessions() as session, session.begin():  # the write lock was let go
+        assert session.scalar(select(Tenant.name)) == "Aligarh Electricity Office"
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            assert all(v != BULK_PRAGMAS[name] for name, v in _pragmas(conn).items())

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select, text
 
-from meterline.store.bulk_connection import BULK_PRAGMAS, bulk_connection
+from meterline.store.bulk_connection import BULK_PRAGMAS, WalCheckpointer, bulk_connection
 from meterline.store.models import Tenant
 
 
@@ -44,3 +48,36 @@ def test_a_failed_write_is_rolled_back_and_the_settings_put_back(runtime, tenant
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             assert all(v != BULK_PRAGMAS[name] for name, v in _pragmas(conn).items())
+
+
+def _checkpointers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if isinstance(t, WalCheckpointer)]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the WAL is SQLite's
+def test_the_wal_is_copied_into_the_database_file_while_the_import_writes(runtime, tenant) -> None:  # type: ignore[no-untyped-def]
+    engine = runtime.engine
+    db_file = Path(engine.url.database)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE bulk_scratch (payload BLOB)"))
+    size_before = db_file.stat().st_size
+    with bulk_connection(engine, checkpoint_every_s=0.02) as conn:
+        assert len(_checkpointers()) == 1
+        for _ in range(20):  # 2 MB in 20 commits, far below the connection's own backstop
+            with conn.begin():
+                conn.execute(text("INSERT INTO bulk_scratch VALUES (randomblob(10000))"), [{}] * 10)
+        # Only a checkpoint writes pages into the database file itself.
+        deadline = time.monotonic() + 10
+        while db_file.stat().st_size < size_before + 2_000_000 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert db_file.stat().st_size >= size_before + 2_000_000
+    assert _checkpointers() == []  # stopped with the connection
+    with runtime.sessions() as session:
+        assert session.scalar(text("SELECT count(*) FROM bulk_scratch")) == 200
+
+
+def test_the_checkpointer_stops_when_the_import_fails(runtime, tenant) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(RuntimeError), bulk_connection(runtime.engine) as conn:
+        conn.execute(text("SELECT 1"))
+        raise RuntimeError("killed midway")
+    assert _checkpointers() == []

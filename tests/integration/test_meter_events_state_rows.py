@@ -15,9 +15,26 @@ from meterline.services.meter_events import ingest_events
 from meterline.store.meter_state import STATE_COLUMNS, ensure_and_load
 from meterline.store.models import Meter
 from meterline.store.models import MeterState as StateRow
-from tests.support.meter_fleet import add_meter, make_fleet
+from tests.support.meter_fleet import Fleet, add_meter, make_fleet
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+
+
+def _fleet_of_three(runtime: Runtime, prefix: str) -> Fleet:
+    """A fleet with meters PREFIX-0..2 on accounts APREFIX-0..2, no phones."""
+    with runtime.sessions() as s, s.begin():
+        fleet = make_fleet(s)
+        for i in range(3):
+            add_meter(
+                s,
+                fleet.tenant_id,
+                serial=f"{prefix}-{i}",
+                account=f"A{prefix}-{i}",
+                name=f"C {i}",
+                language="en",
+                phone=None,
+            )
+    return fleet
 
 
 def _at(minutes: int) -> str:
@@ -30,18 +47,7 @@ def test_state_columns_are_in_the_rules_field_order() -> None:
 
 
 def test_a_batch_of_known_and_new_meters_writes_every_stream(runtime: Runtime) -> None:
-    with runtime.sessions() as s, s.begin():
-        fleet = make_fleet(s)
-        for i in range(3):
-            add_meter(
-                s,
-                fleet.tenant_id,
-                serial=f"S-{i}",
-                account=f"AS-{i}",
-                name=f"C {i}",
-                language="en",
-                phone=None,
-            )
+    fleet = _fleet_of_three(runtime, "S")
     first = [{"type": "balance", "meter": "S-0", "at": _at(30), "balance": 50_000}]
     assert ingest_events(runtime, "jaipur", first, source="test", now=NOW).accepted == 1
     batch = [
@@ -84,18 +90,7 @@ def test_a_batch_of_known_and_new_meters_writes_every_stream(runtime: Runtime) -
 def test_new_meters_get_the_state_their_stored_row_reads_back(runtime: Runtime) -> None:
     # A meter without a state row gets one; the state handed over for it (built, not read
     # back, on SQLite) is the one the stored row gives on the next load.
-    with runtime.sessions() as s, s.begin():
-        fleet = make_fleet(s)
-        for i in range(3):
-            add_meter(
-                s,
-                fleet.tenant_id,
-                serial=f"N-{i}",
-                account=f"AN-{i}",
-                name=f"C {i}",
-                language="en",
-                phone=None,
-            )
+    fleet = _fleet_of_three(runtime, "N")
     ingest_events(
         runtime,
         "jaipur",

@@ -46,8 +46,8 @@ BULK_PRAGMAS: dict[str, Any] = {
 }
 # Every half second: each checkpoint copies the pages committed since the last one, so
 # more often copies the pages every batch touches more often (0.05 s cost the import
-# 10 CPU µs a row more at 1,000,000 rows); at 1 s the WAL was seldom wholly copied when
-# a batch committed, so it could not start over and grew to the backstop.
+# 10 CPU µs a row more at 1,000,000 rows); every 1 s was slower too (53.7 against 50.0
+# wall µs a row; docs/benchmarks.md).
 CHECKPOINT_EVERY_S = 0.5
 
 log = structlog.get_logger("meterline.import")
@@ -99,7 +99,6 @@ class WalCheckpointer(threading.Thread):
         super().__init__(name="meterline-wal-checkpoint", daemon=True)
         self.path = path
         self.every_s = every_s
-        self.checkpoints = 0  # how many ran; read by the tests
         self._stopping = threading.Event()
 
     def run(self) -> None:
@@ -112,7 +111,6 @@ class WalCheckpointer(threading.Thread):
             con.execute("PRAGMA synchronous=NORMAL")  # as store/db.py's connections
             while not self._stopping.wait(self.every_s):
                 con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                self.checkpoints += 1
         except sqlite3.Error as exc:
             log.warning("wal_checkpointer_failed", error=str(exc))
         finally:

@@ -127,16 +127,6 @@ def _read_sqlite_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
-def _read_decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, Decimal):
-        return value
-    return Decimal(f"{value:.3f}")
-
-
-def _read_json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def _read_tamper(value: Any) -> dict[str, tuple[bool, datetime]]:
     """The tamper column ({code: [active, ISO time]}) as the rules hold it."""
     if value is None:
@@ -146,19 +136,18 @@ def _read_tamper(value: Any) -> dict[str, tuple[bool, datetime]]:
     return {code: (bool(v[0]), datetime.fromisoformat(v[1])) for code, v in value.items()}
 
 
-def _sqlite_state_sql() -> str:
-    """SQLite: the batch's meters (serials as one JSON array) with their accounts and,
-    where one exists, their state (s.meter_id NULL where none does)."""
-    # The value-only columns come back as NULL: see NOT_READ.
-    cols = ", ".join("NULL" if c in NOT_READ else f"s.{c}" for c in STATE_COLUMNS)
-    # No ORDER BY: a sort of the batch for nothing (the caller keys by serial).
-    return (
-        "SELECT m.id, m.serial, m.kind, m.account_id, a.number, a.consumer_id,"
-        f" a.sanctioned_load_kw, a.low_balance_minor, s.meter_id, {cols}"
-        " FROM meters m LEFT JOIN meter_states s ON s.meter_id = m.id"
-        " LEFT JOIN accounts a ON a.id = m.account_id"
-        " WHERE m.tenant_id = ? AND m.serial IN (SELECT value FROM json_each(?))"
-    )
+# SQLite: the batch's meters (serials as one JSON array) with their accounts and, where
+# one exists, their state (s.meter_id NULL where none does). The value-only columns come
+# back as NULL (see NOT_READ); no ORDER BY, a sort of the batch for nothing (the caller
+# keys by serial).
+_SQLITE_STATE_SQL = (
+    "SELECT m.id, m.serial, m.kind, m.account_id, a.number, a.consumer_id,"
+    " a.sanctioned_load_kw, a.low_balance_minor, s.meter_id, "
+    + ", ".join("NULL" if c in NOT_READ else f"s.{c}" for c in STATE_COLUMNS)
+    + " FROM meters m LEFT JOIN meter_states s ON s.meter_id = m.id"
+    " LEFT JOIN accounts a ON a.id = m.account_id"
+    " WHERE m.tenant_id = ? AND m.serial IN (SELECT value FROM json_each(?))"
+)
 
 
 def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) -> list[StateRow]:
@@ -192,7 +181,6 @@ def ensure_and_load(session: Session, tenant_id: int, serials: Sequence[str]) ->
         cursor.close()
 
 
-_SQLITE_STATE_SQL = _sqlite_state_sql()
 # SQLite: a new meter's state row, and the values that row reads back as (in STATE_COLUMNS
 # order, before _sqlite_rows converts them).
 _SQLITE_NEW_STATE = (
@@ -324,13 +312,11 @@ def save_states(
 ) -> None:
     """Write `columns` of each (meter id, its values in the order of `columns`);
     ``tamper`` as the rules hold it ({code: (active, time)})."""
-    pg = _is_pg(session)
-    mark = "%s" if pg else "?"
-    sets = ", ".join(f"{c} = {mark}" for c in (*columns, "updated_at"))
-    sql = f"UPDATE meter_states SET {sets} WHERE meter_id = {mark}"
-    if pg:
+    if _is_pg(session):
         _save_states_pg(session, columns, rows, now)
         return
+    sets = ", ".join(f"{c} = ?" for c in (*columns, "updated_at"))
+    sql = f"UPDATE meter_states SET {sets} WHERE meter_id = ?"
     # SQLite: times as text (memoised: a batch's events share a handful), decimals as
     # REAL; booleans go as they are (sqlite3 binds them as 0/1).
     times_at = [i for i, name in enumerate(columns) if name in TIMES]

@@ -582,10 +582,11 @@ async def test_a_moved_gateway_is_reported_not_followed(gw: GatewayStandin) -> N
     app.router.add_post("/sms", moved)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", free_port())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    host, port = runner.addresses[0][:2]
     try:
-        result = await send({"url": f"{site.name}/sms"})
+        result = await send({"url": f"http://{host}:{port}/sms"})
     finally:
         await runner.cleanup()
     assert (result.outcome, result.error_code) == (Outcome.give_up, "http_301")

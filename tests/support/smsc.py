@@ -62,8 +62,7 @@ class Smsc:
     def __init__(self, system_id: str = "esme1", password: str = "secret") -> None:
         self.system_id = system_id
         self.password = password
-        self.port = free_port()
-        self._inner_port = free_port()
+        self.port = 0  # the gate's, known once it listens (bound to port 0: no race)
         self.submits: list[Submit] = []
         self.commands: list[int] = []
         self.bind_attempts: list[float] = []
@@ -95,9 +94,19 @@ class Smsc:
         return future.result(timeout)
 
     async def _start(self) -> None:
-        self._server = smpp34.Server(host="127.0.0.1", port=self._inner_port, system_id="SMSC")
-        await self._server.start()
-        self._gate = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        # smpp34's server can't say which port it got from port 0, so it gets a free port
+        # and another one if something took that port before it bound (CI saw this once).
+        for attempt in range(5):
+            self._inner_port = free_port()
+            self._server = smpp34.Server(host="127.0.0.1", port=self._inner_port, system_id="SMSC")
+            try:
+                await self._server.start()
+                break
+            except smpp34.SmppError as e:
+                if "in use" not in str(e) or attempt == 4:
+                    raise
+        self._gate = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = int(self._gate.sockets[0].getsockname()[1])
         self._serving = asyncio.create_task(self._serve())
 
     async def _stop(self) -> None:

@@ -309,6 +309,7 @@ def _insert_new(
     """
     conn = session.connection()
     tid = d.tenant_id
+    new = sorted(new, key=lambda item: item[1].account)
     fresh = [rec for _, rec, _ in new if rec.account not in consumer_ids]
     if fresh:
         language = d.language
@@ -387,6 +388,8 @@ def _insert_new(
         if dues > 0:
             due = g.get("due_date")
             bills.append((tid, account_id, bill_period(due), dues, bill_dates[due], open_, at, at))
+    contacts.sort(key=lambda row: row[3])
+    meters.sort(key=lambda row: row[2])
     contact_ins.execute(conn, contacts)
     meter_ins.execute(conn, meters)
     bill_ins.execute(conn, bills)

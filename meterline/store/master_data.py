@@ -309,6 +309,9 @@ def _insert_new(
     """
     conn = session.connection()
     tid = d.tenant_id
+    # In index order (account number here, phone and serial below): a sheet's keys come
+    # in any order, and in order consecutive inserts land on the same index pages
+    # (docs/benchmarks.md). The ids reserved below follow this order.
     new = sorted(new, key=lambda item: item[1].account)
     fresh = [rec for _, rec, _ in new if rec.account not in consumer_ids]
     if fresh:

@@ -181,17 +181,8 @@ class Account(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "number", name="uq_accounts_tenant_number"),
         Index("ix_accounts_tenant_area", "tenant_id", "area_id"),
-        # The defaulters filter: dues above zero past the due date. Partial, so accounts
-        # that owe nothing are not in it, and ordered by due date alone, so a big import
-        # adds its entries at the end of each due date's run instead of all over the index
-        # (migration 0010).
-        Index(
-            "ix_accounts_tenant_owing_due",
-            "tenant_id",
-            "due_date",
-            sqlite_where=text("dues_minor > 0"),
-            postgresql_where=text("dues_minor > 0"),
-        ),
+        # The defaulters filter: dues above zero past the due date.
+        Index("ix_accounts_tenant_due", "tenant_id", "due_date", "dues_minor"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

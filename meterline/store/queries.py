@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any, Generic, TypeVar
 
 import phonenumbers
-from sqlalchemy import ColumnElement, Select, false, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from meterline.domain.enums import Billing, ContactKind, Service
@@ -74,12 +74,8 @@ class Counts:
 
 
 def defaulter_condition(today: date) -> ColumnElement[bool]:
-    """Owes money and the due date has passed (in the tenant's time zone: `today`).
-
-    The 0 is written into the SQL, not bound, so that PostgreSQL's generic plans too can
-    see the query implies the partial index's `dues_minor > 0` (ix_accounts_tenant_owing_due).
-    """
-    return (Account.dues_minor > literal_column("0")) & (Account.due_date < today)
+    """Owes money and the due date has passed (in the tenant's time zone: `today`)."""
+    return (Account.dues_minor > 0) & (Account.due_date < today)
 
 
 def dashboard_counts(session: Session, tenant_id: int, today: date) -> Counts:

@@ -94,8 +94,9 @@ class Smsc:
         return future.result(timeout)
 
     async def _start(self) -> None:
-        # smpp34's server can't say which port it got from port 0, so it gets a free port
-        # and another one if something took that port before it bound (CI saw this once).
+        # smpp34's server can't say which port it got from port 0, so it gets a port
+        # looked up first, and another if something took that one before it bound (CI
+        # once found a looked-up port taken, the gate's; the gate now binds port 0).
         for attempt in range(5):
             self._inner_port = free_port()
             self._server = smpp34.Server(host="127.0.0.1", port=self._inner_port, system_id="SMSC")

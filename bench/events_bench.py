@@ -705,23 +705,31 @@ def reuse_fleet(cache: Path, url: str, meters: int) -> str:
     return str(kept["key"])
 
 
+def fleet(url: str, meters: int, cache: Path | None) -> tuple[str, float | None]:
+    """The fleet's API key, and the seconds it took to build (None: copied from `cache`,
+    which a fresh build fills when given)."""
+    if cache is not None and cache.exists():
+        return reuse_fleet(cache, url, meters), None
+    key, seconds = prepare(url, meters)
+    if cache is not None:
+        keep_fleet(url, key, meters, cache)
+    return key, seconds
+
+
 def bench_database(args: argparse.Namespace, url: str, pg: bool) -> Iterator[str]:
     name = "postgresql" if pg else "sqlite"
     probes = int(args.probes * args.latency_seconds) + 50 if args.mqtt else 0
     fleet_cpu = time.process_time()
     cache = None if pg or not args.fleet_cache else Path(args.fleet_cache)
-    if cache is not None and cache.exists():
-        key = reuse_fleet(cache, url, args.meters)
+    key, fleet_s = fleet(url, args.meters, cache)
+    fleet_cpu = time.process_time() - fleet_cpu
+    if fleet_s is None:
         yield f"[{name}] fleet of {args.meters:,} meters copied from {cache} (not timed)"
     else:
-        key, fleet_s = prepare(url, args.meters)
-        fleet_cpu = time.process_time() - fleet_cpu
         yield (
             f"[{name}] fleet of {args.meters:,} meters created in {fleet_s:.1f} s"
             f" ({fleet_cpu:.1f} CPU-s in this process with the schema; not timed)"
         )
-        if cache is not None:
-            keep_fleet(url, key, args.meters, cache)
     stream = new_stream(args.meters, probes, args.cold)
     span = timedelta(minutes=30)
     web_workers = args.web_workers if pg else args.sqlite_workers

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from dispatch_bench import drop_schema, pg_schema_url  # noqa: E402
-from events_bench import TENANT, keep_fleet, new_stream, prepare, reuse_fleet  # noqa: E402
+from events_bench import TENANT, fleet, new_stream  # noqa: E402
 
 
 def main() -> None:
@@ -53,13 +53,7 @@ def main() -> None:
             url, schema = pg_schema_url(args.pg)
         else:
             url = f"sqlite:///{Path(tmp) / 'events.db'}"
-        cache = None if args.pg or not args.fleet_cache else Path(args.fleet_cache)
-        if cache is not None and cache.exists():
-            reuse_fleet(cache, url, args.meters)
-        else:
-            key, _ = prepare(url, args.meters)
-            if cache is not None:
-                keep_fleet(url, key, args.meters, cache)
+        fleet(url, args.meters, None if args.pg or not args.fleet_cache else Path(args.fleet_cache))
         stream = new_stream(args.meters, probes=0, cold=False)
         warm = stream.batches(
             args.meters if args.warm is None else args.warm, args.batch, timedelta(minutes=10)

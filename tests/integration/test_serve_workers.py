@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
@@ -20,6 +19,7 @@ from meterline.runtime import Runtime
 from meterline.services.tenants import set_quiet_hours
 from meterline.store.models import Message, MeterAlert, Tenant
 from tests.support.meter_fleet import add_meter, balances_by_serial, make_fleet
+from tests.support.processes import spawned_children
 
 METERS = 10
 
@@ -28,17 +28,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _workers_of(pid: int) -> list[int]:
-    """The parent's spawned children (uvicorn's workers, not multiprocessing's helpers)."""
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"spawn_main" in cmdline:
-                out.append(int(child))
-    return out
 
 
 def test_two_web_processes_ingest_the_same_meters_and_one_dispatcher_sends(
@@ -63,27 +52,15 @@ def test_two_web_processes_ingest_the_same_meters_and_one_dispatcher_sends(
         for i in range(METERS)
     ]
     batches = ["\n".join(lines[n::6]) for n in range(6)]
-    port = _free_port()
     env = {
         **os.environ,
         "METERLINE_DATABASE_URL": database_url,
         "METERLINE_LOG_LEVEL": "WARNING",
         "METERLINE_SECRET_KEY": "",  # serve makes one for all its workers
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "meterline.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = _serve_two_workers(env)
     try:
-        deadline = time.monotonic() + 60
-        while len(_workers_of(proc.pid)) < 2 or not _answers(base):
-            assert proc.poll() is None, "serve exited"
-            assert time.monotonic() < deadline, "serve --workers 2 did not come up"
-            time.sleep(0.1)
-        assert len(_workers_of(proc.pid)) == 2
+        assert len(spawned_children(proc.pid)) == 2
         answers: list[int] = []
         headers = {
             "Authorization": f"Bearer {fleet.keys['operator']}",
@@ -113,6 +90,31 @@ def test_two_web_processes_ingest_the_same_meters_and_one_dispatcher_sends(
         assert balances == {f"C-{i}": 300_00 - 29 * 1_000 for i in range(METERS)}
         assert s.scalar(select(func.count()).select_from(MeterAlert)) == METERS
         assert s.scalar(select(func.count()).select_from(Message)) == METERS
+
+
+def _serve_two_workers(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `meterline serve --workers 2` and wait until both workers run and it answers.
+    The port is looked up free, then bound by the child: if something took it in between,
+    serve exits, and this tries another port rather than fail the test."""
+    for _attempt in range(3):
+        port = _free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "meterline.cli", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if len(spawned_children(proc.pid)) >= 2 and _answers(base):
+                return proc, base
+            time.sleep(0.1)
+        still_starting = proc.poll() is None
+        proc.terminate()
+        proc.wait(30)
+        assert not still_starting, "serve --workers 2 did not come up in 60 s"
+    raise AssertionError("serve --workers 2 exited three times on start")
 
 
 def _answers(base: str) -> bool:

@@ -11,6 +11,7 @@ import itertools
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, insert, select
@@ -61,8 +62,9 @@ def _tenant(sessions) -> Tenant:  # type: ignore[no-untyped-def]
 
 
 def _apply(sessions, tenant, batch, *, assume_new: bool, areas=None) -> BatchOutcome:  # type: ignore[no-untyped-def]
-    with sessions() as session, session.begin():
-        return apply_batch(
+    # As the import's writer does: the batch opens the session's transaction.
+    with sessions() as session:
+        out = apply_batch(
             session,
             tenant_defaults(tenant),
             batch,
@@ -70,6 +72,8 @@ def _apply(sessions, tenant, batch, *, assume_new: bool, areas=None) -> BatchOut
             NOW,
             assume_new=assume_new,
         )
+        session.commit()
+        return out
 
 
 batches = st.lists(
@@ -126,7 +130,7 @@ def test_assume_new_stores_what_the_general_path_stores(sessions, stored, batch,
 
 
 def test_a_refused_shortcut_leaves_no_area_behind(sessions, tenant) -> None:  # type: ignore[no-untyped-def]
-    """Areas made inside the rolled-back savepoint are not reused by id afterwards."""
+    """Areas made inside the rolled-back transaction are not reused by id afterwards."""
     _apply(sessions, tenant, [(1, _record(1, serial=1))], assume_new=False)
     areas = AreaCache()
     fresh_area = _record(2, serial=2)
@@ -168,3 +172,11 @@ def test_reserved_ids_are_fresh_for_the_orm_too(sessions, tenant) -> None:  # ty
         assert later is not None and later not in ids
         more = list(reserve_ids(session.connection(), Consumer.__table__, 2))
         assert not set(more) & {*ids, later}
+
+
+def test_assume_new_refuses_a_transaction_already_holding_work(sessions, tenant) -> None:  # type: ignore[no-untyped-def]
+    """Its refusal rolls the whole transaction back: work done before would be lost."""
+    refused = pytest.raises(ValueError, match="open the session's transaction")
+    with sessions() as session, session.begin(), refused:
+        apply_batch(session, tenant_defaults(tenant), [(1, _record(1))], AreaCache(), NOW,
+                    assume_new=True)  # fmt: skip

@@ -150,7 +150,10 @@ class _Writer:
                     self.clock(),
                     assume_new=self.assume_new,
                 )
+                # The store names a field; the report names the column as the sheet heads it.
+                headers = {f: header for header, f in rep.columns.items()}
                 for row, column, value, reason in outcome.rejected:
+                    column = headers.get(column, column) if column else column
                     self.issues.append(Issue(row, column, value, reason))
                 rejected = [i for i in self.issues if not i.skipped]
                 skipped = [i for i in self.issues if i.skipped]

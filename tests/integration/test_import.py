@@ -322,3 +322,28 @@ def test_a_refused_file_is_refused_from_the_second_process_too(
     with pytest.raises(ImportFailed, match=r"junk\.xlsx"):
         _import(sessions, tmp_path / "junk.xlsx", parallel=True)
     assert count(sessions, Account, tenant.id) == 0
+
+
+def test_a_batch_refused_midway_is_rolled_back_whole_and_applied_again(
+    sessions, tenant, tmp_path: Path
+) -> None:
+    """The first batches go in by the all-new shortcut. A later batch's meter serial is
+    stored already, under another account: its consumers and accounts are written by
+    then, the meters' insert is refused, and the whole batch is rolled back and applied
+    again by the lookups, which reject that one row and store the rest once."""
+    header = ["Account No", "Consumer Name", "Mobile No", "Dues", "Due Date", "Feeder", "Meter No"]
+    rows = [
+        [f"AL-{i:05d}", f"Name {i}", f"98765{i:05d}", str(i % 7 * 100), "15/10/2026",
+         f"Feeder {i % 3}", f"M-{i:05d}"]
+        for i in range(3000)
+    ]  # fmt: skip
+    other = [["AL-OTHER", "Other", "9876599999", "0", "15/10/2026", "Feeder 0", "M-01650"]]
+    _import(sessions, write_csv(tmp_path / "other.csv", [header, *other]))
+    report = _import(sessions, write_csv(tmp_path / "whole.csv", [header, *rows]), batch_size=500)
+    assert (report.inserted, report.unchanged, report.rejected) == (2999, 0, 1)
+    [err] = report.errors
+    assert (err["column"], err["value"]) == ("Meter No", "M-01650")
+    tid = tenant.id
+    assert count(sessions, Account, tid) == count(sessions, Consumer, tid) == 3000
+    assert count(sessions, Meter, tid) == 3000  # 2,999 new and AL-OTHER's
+    assert count(sessions, ContactPoint, tid) == 3000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +24,7 @@ from meterline.channels.base import (
 from meterline.channels.registry import build_channel
 from meterline.channels.sms_http import SmsHttpChannel
 from tests.support.gateway_standin import GatewayStandin
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -100,13 +100,6 @@ def channel(
 async def send(config: dict[str, Any], msg: OutboundMessage | None = None) -> SendResult:
     async with client() as http:
         return await channel(http, **config).send(msg or message())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # -- sending -------------------------------------------------------------------------------

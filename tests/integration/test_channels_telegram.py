@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from meterline.channels.base import REDACTED, ChannelConfigError, OutboundMessage, Outcome
 from meterline.channels.registry import build_channel
 from meterline.channels.telegram import TelegramChannel, TelegramConfig
+from tests.support.ports import free_port
 from tests.support.telegram_standin import TelegramStandin
 
 pytestmark = pytest.mark.anyio
@@ -223,9 +223,7 @@ async def test_server_errors_and_timeouts_retry(
 async def test_an_unreachable_api_retries_without_quoting_the_token(
     tg: TelegramStandin, http: httpx.AsyncClient
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     result = await telegram(tg, http, base_url=f"http://127.0.0.1:{port}").send(message())
     assert result.outcome is Outcome.retry
     assert result.error_code == "connection"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import socket
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -27,6 +26,7 @@ from meterline.channels.base import (
 from meterline.channels.registry import build_channel
 from meterline.channels.twilio import TwilioChannel, twilio_signature
 from tests.support.gateway_standin import GatewayStandin
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -187,9 +187,7 @@ async def test_a_slow_twilio_is_retried(gw: GatewayStandin) -> None:
 
 
 async def test_a_refused_connection_is_retried(gw: GatewayStandin) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     result = await send(gw, base_url=f"http://127.0.0.1:{port}")
     assert (result.outcome, result.error_code) == (Outcome.retry, "connection")
 

@@ -3,7 +3,6 @@ VAPID signature and decrypts what it receives."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -15,6 +14,7 @@ from meterline.channels.base import ChannelConfigError, OutboundMessage, Outcome
 from meterline.channels.registry import build_channel
 from meterline.channels.webpush import MAX_PLAINTEXT, WebPushChannel, WebPushConfig
 from meterline.channels.webpush.keys import VapidKeys, generate_vapid_keys
+from tests.support.ports import free_port
 from tests.support.push_standin import PushStandin
 
 pytestmark = pytest.mark.anyio
@@ -263,9 +263,7 @@ async def test_missing_or_bad_keys_give_up_without_a_request(
 async def test_an_unreachable_push_service_retries(
     vapid: VapidKeys, http: httpx.AsyncClient
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with PushStandin() as other:
         subscription = other.subscribe(vapid.public_key)
     subscription["endpoint"] = f"http://127.0.0.1:{port}/push/x"

@@ -31,6 +31,7 @@ from meterline.channels.base import (
 from meterline.channels.registry import build_channel
 from meterline.channels.whatsapp_cloud import WhatsAppCloudChannel, hub_signature
 from tests.support.gateway_standin import GatewayStandin
+from tests.support.ports import free_port
 from tests.support.whatsapp_standin import (
     ACCESS_TOKEN,
     APP_SECRET,
@@ -418,9 +419,7 @@ async def test_a_slow_graph_api_is_retried(wa: WhatsAppStandin) -> None:
 
 
 async def test_a_refused_connection_is_retried(wa: WhatsAppStandin) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     result = await send(wa, message(), graph_url=f"http://127.0.0.1:{port}/v21.0")
     assert result.outcome is Outcome.retry and result.error_code == "connection"
 

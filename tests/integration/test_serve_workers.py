@@ -4,7 +4,6 @@ batches for the same meters, and the one dispatcher (in the parent) sends the al
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -19,15 +18,10 @@ from meterline.runtime import Runtime
 from meterline.services.tenants import set_quiet_hours
 from meterline.store.models import Message, MeterAlert, Tenant
 from tests.support.meter_fleet import add_meter, balances_by_serial, make_fleet
+from tests.support.ports import free_port
 from tests.support.processes import spawned_children
 
 METERS = 10
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_two_web_processes_ingest_the_same_meters_and_one_dispatcher_sends(
@@ -97,7 +91,7 @@ def _serve_two_workers(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], st
     The port is looked up free, then bound by the child: if something took it in between,
     serve exits, and this tries another port rather than fail the test."""
     for _attempt in range(3):
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "meterline.cli", "serve", "--port", str(port), "--workers", "2"],
             env=env,

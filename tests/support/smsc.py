@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import socket
 import struct
 import threading
 import time
@@ -32,16 +31,12 @@ from typing import Any
 
 import smpp34
 
+from tests.support.ports import free_port
+
 HEADER = struct.Struct(">IIII")
 BIND_TRANSCEIVER = 0x09
 ENQUIRE_LINK = 0x15
 SUBMIT_SM = 0x04
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

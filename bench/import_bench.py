@@ -19,7 +19,10 @@ work is not in it); peak is the measuring process's VmHWM (reset after setup) pl
 largest child's maximum RSS.
 
 import / baseline is the figure to watch: both run on the same machine in the same
-run, so the ratio holds when absolute figures move with the machine's load.
+run, so the ratio holds when absolute figures move with the machine's load. Where the
+machine drifts within minutes, `--repeat N` runs the import and its baseline N times as
+pairs, the order alternating (import first in pair 1, baseline first in pair 2, ...),
+and prints each pair's ratio and their median.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import platform
 import pstats
 import resource
 import sqlite3
+import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -65,6 +69,7 @@ class Result:
     peak_mb: float
     start_mb: float
     note: str = ""
+    pair: int = 0  # with --repeat: which import/baseline pair this step belongs to
 
     @property
     def rate(self) -> float:
@@ -418,7 +423,7 @@ def machine() -> str:
 
 
 def report(results: list[Result]) -> str:
-    base = {(r.backend, r.fmt): r for r in results if r.step == "baseline"}
+    base = {(r.backend, r.fmt, r.pair): r for r in results if r.step == "baseline"}
     lines = [
         "| backend | format | step | rows | wall s | rows/s | CPU s | rows/CPU-s | peak RSS MB"
         " | import/baseline (wall, CPU) | note |",
@@ -426,7 +431,7 @@ def report(results: list[Result]) -> str:
     ]
     for r in results:
         ratio = ""
-        b = base.get((r.backend, r.fmt))
+        b = base.get((r.backend, r.fmt, r.pair))
         if r.step == "import" and b:
             ratio = f"{r.rate / b.rate:.2f}, {r.cpu_rate / b.cpu_rate:.2f}"
         lines.append(
@@ -444,8 +449,24 @@ def report(results: list[Result]) -> str:
             verdict.append(f"{r.rate:,.0f} rows/s {'>=' if r.rate >= target else '<'} {target:,}")
         ok_mem = r.peak_mb < PEAK_TARGET_MB
         verdict.append(f"peak {r.peak_mb:.0f} MB {'<' if ok_mem else '>='} {PEAK_TARGET_MB}")
-        checks.append(f"- {r.backend} {r.fmt}: " + ", ".join(verdict))
-    return "\n".join([*lines, "", *checks])
+        pair = f" (pair {r.pair})" if r.pair else ""
+        checks.append(f"- {r.backend} {r.fmt}{pair}: " + ", ".join(verdict))
+    return "\n".join([*lines, "", *checks, *_pair_summary(results)])
+
+
+def _pair_summary(results: list[Result]) -> list[str]:
+    """With --repeat: each pair's import/baseline wall ratio, and their median."""
+    ratios: dict[tuple[str, str], list[float]] = {}
+    base = {(r.backend, r.fmt, r.pair): r for r in results if r.step == "baseline"}
+    for r in results:
+        b = base.get((r.backend, r.fmt, r.pair))
+        if r.step == "import" and r.pair and b:
+            ratios.setdefault((r.backend, r.fmt), []).append(r.rate / b.rate)
+    return [
+        f"- {backend} {fmt}: import / baseline by pair {', '.join(f'{x:.2f}' for x in rs)};"
+        f" median {statistics.median(rs):.2f}"
+        for (backend, fmt), rs in ratios.items()
+    ]
 
 
 def main() -> None:
@@ -464,6 +485,12 @@ def main() -> None:
     p.add_argument("--reuse", action="store_true", help="reuse generated sheets in --workdir")
     p.add_argument("--keep", action="store_true", help="keep the SQLite databases")
     p.add_argument("--profile", action="store_true", help="cProfile the import steps")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run import and baseline as N pairs, alternating which goes first",
+    )
     opts = p.parse_args()
     opts.workdir.mkdir(parents=True, exist_ok=True)
     backends = ["sqlite", "postgresql"] if opts.backend == "both" else [opts.backend]
@@ -490,9 +517,13 @@ def main() -> None:
                 record(measure(step, "-", fmt, {"path": str(path), "data_rows": data_rows[fmt]}))
     for backend in backends:
         for fmt, path in paths.items():
-            for step in ("import", "baseline"):
-                if step in steps:
-                    record(run_backend_step(step, backend, fmt, path, data_rows[fmt], opts))
+            for pair in range(1, opts.repeat + 1):
+                order = ("import", "baseline") if pair % 2 else ("baseline", "import")
+                for step in order:
+                    if step in steps:
+                        r = run_backend_step(step, backend, fmt, path, data_rows[fmt], opts)
+                        r.pair = pair if opts.repeat > 1 else 0
+                        record(r)
     print()
     print(report(results))
     if opts.profile:

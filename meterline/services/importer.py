@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from meterline.domain.enums import Billing, ImportStatus, Service, TenantKind
@@ -44,8 +44,8 @@ from meterline.store.master_data import (
     apply_batch,
 )
 from meterline.store.models import ImportRowError, ImportRun, Tenant
+from meterline.store.planner_statistics import refresh_master_statistics
 
-ANALYZE = "ANALYZE consumers, accounts, contact_points, meters, bills"
 # Below this a second process costs more to start than it saves.
 PARALLEL_FROM_BYTES = 4 * 1024 * 1024
 
@@ -189,19 +189,13 @@ class _Writer:
         self._refresh_statistics()
 
     def _refresh_statistics(self) -> None:
-        """ANALYZE on PostgreSQL after batches 1, 4, 16, 64, ... of a big import.
-
-        Without fresh statistics the planner answers each batch's lookup by account
-        number through the tenant index and reads every row the tenant has: the import
-        slowed to a few hundred rows/s at 50,000 rows. SQLite plans by its indexes alone.
-        """
+        """Planner statistics after batches 1, 4, 16, 64, ... of an import, on both
+        databases (store/planner_statistics.py says what each does without them)."""
         n = self.batches
         if n & (n - 1) or n.bit_length() % 2 == 0:  # only 1, 4, 16, 64, ...
             return
         with self.factory() as session:
-            if session.get_bind().dialect.name != "postgresql":
-                return
-            session.execute(text(ANALYZE))
+            refresh_master_statistics(session)
             session.commit()
 
     def _store_issues(self, session: Session) -> None:

@@ -378,14 +378,16 @@ def run_backend_step(
         args["profile"] = str(opts.workdir / f"import-{backend}-{fmt}.pstats")
     if backend == "sqlite":
         db = opts.workdir / f"bench-{step}-{fmt}.db"
-        for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        # The database, its WAL and shared memory, and the writers' lock (store/sqlite_lock.py).
+        leftovers = [db, *(Path(f"{db}-{end}") for end in ("wal", "shm", "writers"))]
+        for leftover in leftovers:
             leftover.unlink(missing_ok=True)
         args |= {"url": f"sqlite:///{db}", "file": str(db)}
         try:
             return measure(step, backend, fmt, args)
         finally:
             if not opts.keep:
-                for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+                for leftover in leftovers:
                     leftover.unlink(missing_ok=True)
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     admin = _pg_admin(opts.pg_url)

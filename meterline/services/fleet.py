@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from meterline.domain.demo_fleet import (
@@ -28,6 +27,7 @@ from meterline.domain.master_row import MasterRecord
 from meterline.services.importer import tenant_defaults
 from meterline.services.tenants import get_tenant
 from meterline.store.master_data import AreaCache, apply_batch
+from meterline.store.planner_statistics import refresh_master_statistics
 
 FEEDERS = ("Feeder 11kV Ramghat", "Feeder 11kV Quarsi", "Feeder 11kV Sasni Gate")
 
@@ -105,17 +105,17 @@ def create_fleet(
 
 
 class _Statistics:
-    """Keeps PostgreSQL's planner statistics of the fleet's tables up to date as they grow.
+    """Keeps the planner statistics of the fleet's tables up to date as they grow.
 
     Each batch looks its accounts, consumers and serials up by key (`IN` lists of 1,000).
     Planned with the statistics of a table a fraction of its size (autovacuum analyses
     late, or not at all when it is off), PostgreSQL scans the whole tenant's index range
     and filters it: every lookup then costs a pass over the table, and a million-meter
-    fleet takes hours instead of minutes. ANALYZE whenever the tables have doubled since
-    the last one (a few dozen times for a million rows, ~0.1 s each), and once at the end,
-    so the events' lookups by serial are planned right from the start too."""
-
-    TABLES = "consumers, contact_points, accounts, meters"
+    fleet takes hours instead of minutes. SQLite without statistics reads a consumer's
+    page through the tenant's whole index (store/planner_statistics.py). ANALYZE whenever
+    the tables have doubled since the last one (a few dozen times for a million rows,
+    ~0.1 s each on PostgreSQL, milliseconds on SQLite), and once at the end, so the
+    events' lookups by serial are planned right from the start too."""
 
     def __init__(self) -> None:
         self.written = 0
@@ -127,6 +127,5 @@ class _Statistics:
             self.refresh(session)
 
     def refresh(self, session: Session) -> None:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text(f"ANALYZE {self.TABLES}"))
+        refresh_master_statistics(session)
         self.at_last = self.written

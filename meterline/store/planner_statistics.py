@@ -38,3 +38,24 @@ def refresh_master_statistics(session: Session) -> None:
                 conn.exec_driver_sql(f"ANALYZE {table}")
         finally:
             conn.exec_driver_sql(f"PRAGMA analysis_limit={int(before or 0)}")
+
+
+def analyze_everything(session: Session) -> None:
+    """A full ANALYZE of every table (`meterline db analyze`), in the session's transaction.
+
+    For the tables the imports do not keep (messages, alerts, meter states and usage):
+    there a sampled ANALYZE records at most about `SQLITE_ANALYSIS_LIMIT` rows a tenant,
+    so the tenant still looks selective, and SQLite kept sorting all of a tenant's
+    messages for a page of 50 (docs/benchmarks.md). On SQLite this holds the write lock
+    while it reads every index: seconds a million rows.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        before = conn.exec_driver_sql("PRAGMA analysis_limit").scalar()
+        conn.exec_driver_sql("PRAGMA analysis_limit=0")
+        try:
+            conn.exec_driver_sql("ANALYZE")
+        finally:
+            conn.exec_driver_sql(f"PRAGMA analysis_limit={int(before or 0)}")
+    else:
+        conn.exec_driver_sql("ANALYZE")

@@ -18,7 +18,7 @@ from meterline.services.errors import ServiceError
 app = typer.Typer(
     help="Meterline: messaging and self-service hub for utilities.", no_args_is_help=True
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and planner statistics.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants: utilities and cooperatives.", no_args_is_help=True)
 user_app = typer.Typer(help="Console operators.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for integrating systems.", no_args_is_help=True)

@@ -16,6 +16,10 @@ needs (one tenant's rows are many, one consumer's few).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 MASTER_TABLES = ("consumers", "accounts", "contact_points", "meters", "bills")
@@ -29,15 +33,9 @@ def refresh_master_statistics(session: Session) -> None:
     if dialect == "postgresql":
         conn.exec_driver_sql(f"ANALYZE {', '.join(MASTER_TABLES)}")
     elif dialect == "sqlite":
-        # A setting of the connection, not of the transaction: put back afterwards, so a
-        # later full ANALYZE on this pooled connection reads everything as asked.
-        before = conn.exec_driver_sql("PRAGMA analysis_limit").scalar()
-        conn.exec_driver_sql(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}")
-        try:
+        with _analysis_limit(conn, SQLITE_ANALYSIS_LIMIT):
             for table in MASTER_TABLES:  # SQLite's ANALYZE takes one name at a time
                 conn.exec_driver_sql(f"ANALYZE {table}")
-        finally:
-            conn.exec_driver_sql(f"PRAGMA analysis_limit={int(before or 0)}")
 
 
 def analyze_everything(session: Session) -> None:
@@ -51,11 +49,20 @@ def analyze_everything(session: Session) -> None:
     """
     conn = session.connection()
     if conn.dialect.name == "sqlite":
-        before = conn.exec_driver_sql("PRAGMA analysis_limit").scalar()
-        conn.exec_driver_sql("PRAGMA analysis_limit=0")
-        try:
+        with _analysis_limit(conn, 0):  # 0: read every entry
             conn.exec_driver_sql("ANALYZE")
-        finally:
-            conn.exec_driver_sql(f"PRAGMA analysis_limit={int(before or 0)}")
     else:
         conn.exec_driver_sql("ANALYZE")
+
+
+@contextmanager
+def _analysis_limit(conn: Connection, limit: int) -> Iterator[None]:
+    """SQLite's `analysis_limit` for the duration. A setting of the connection, not of
+    the transaction: put back afterwards, so the next ANALYZE on this pooled connection
+    reads as its own caller asks."""
+    before = conn.exec_driver_sql("PRAGMA analysis_limit").scalar()
+    conn.exec_driver_sql(f"PRAGMA analysis_limit={int(limit)}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA analysis_limit={int(before or 0)}")

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import event, insert, text
+from sqlalchemy import insert, text
 from typer.testing import CliRunner
 
 from meterline.cli import app
 from meterline.runtime import Runtime
 from meterline.store.message_queries import MessageFilter, list_messages
 from meterline.store.models import Message
+from tests.support.sql_capture import sent_selects
 
 MESSAGES = 2000
 _EXPLAINS = itertools.count()
@@ -52,17 +52,9 @@ def _page_plan(runtime: Runtime, tenant_id: int) -> list[str]:
     """SQLite's plan for the messages page (newest 50 of the tenant), explained on the
     connection that has just run it: a connection opened before `db analyze` plans with
     the new statistics from its next query on."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
-        seen.append((statement, params))
-
     with runtime.sessions() as session:
-        event.listen(runtime.engine, "before_cursor_execute", record)
-        try:
+        with sent_selects(runtime.engine) as seen:
             assert len(list_messages(session, tenant_id, MessageFilter())) == 50
-        finally:
-            event.remove(runtime.engine, "before_cursor_execute", record)
         [(statement, params)] = [(s, p) for s, p in seen if "FROM messages" in s]
         # A text of its own each time: the driver caches prepared statements by text, and
         # a cached EXPLAIN would show the plan made before (it never reads the schema).

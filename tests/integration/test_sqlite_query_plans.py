@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import Engine, select, text
 
 from meterline.ingest.sample_sheet import write_csv as write_sample
 from meterline.services.importer import import_master
@@ -25,6 +25,7 @@ from meterline.store.db import make_engine, make_session_factory
 from meterline.store.migrate import upgrade_engine
 from meterline.store.models import Account
 from meterline.store.queries import AccountFilter, consumer_detail, search_accounts
+from tests.support.sql_capture import sent_selects
 
 # A step that finds rows by the tenant alone: fine for counting a tenant's accounts,
 # wrong for one consumer's rows or a page of accounts picked by id.
@@ -37,22 +38,6 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     upgrade_engine(engine)
     yield engine
     engine.dispose()
-
-
-def _statements(engine: Engine, run: Any) -> list[tuple[str, Any]]:
-    """The SELECTs `run` sends, with their parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append((statement, params))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        run()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return seen
 
 
 def _plan(engine: Engine, statement: str, params: Any) -> list[str]:
@@ -76,14 +61,12 @@ def test_a_consumer_page_after_an_import_reads_by_the_consumer(
         consumer_id = s.scalar(select(Account.consumer_id).order_by(Account.id).limit(1))
         assert consumer_id is not None
 
-        def open_pages() -> None:
+        with sent_selects(engine) as statements:
             assert consumer_detail(s, tenant_id, consumer_id) is not None
             page = search_accounts(
                 s, tenant_id, AccountFilter(), today=date(2025, 3, 15), phone_region="IN"
             )
             assert len(page.items) == 50
-
-        statements = _statements(engine, open_pages)
     plans = {sql: _plan(engine, sql, params) for sql, params in statements}
     # The consumer page: the consumer, its accounts, phones, meters, bills and ledger;
     # the accounts page: the count, the page's ids in number order, then those 50 rows.

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -35,7 +36,7 @@ from meterline.ingest.master_sheet import (
 )
 from meterline.services.errors import ServiceError
 from meterline.services.tenants import currency_exponent, get_tenant
-from meterline.store.bulk_connection import bulk_connection
+from meterline.store.bulk_connection import bulk_connection, foreign_keys_unchecked
 from meterline.store.master_data import (
     AREA_LEVELS_COOP,
     AREA_LEVELS_UTILITY,
@@ -140,7 +141,7 @@ class _Writer:
         if not self.batch and not self.issues:
             return
         rep = self.report
-        with self.factory() as session:
+        with self.factory() as session, self._checks(session):
             try:
                 outcome = apply_batch(
                     session,
@@ -187,6 +188,11 @@ class _Writer:
         self.issues = []
         self.batches += 1
         self._refresh_statistics()
+
+    def _checks(self, session: Session) -> AbstractContextManager[None]:
+        """A batch tried as all new runs without foreign key checks on SQLite: it checks
+        the references of what it inserts itself (store/master_data.py, `_insert_all`)."""
+        return foreign_keys_unchecked(session) if self.assume_new else nullcontext()
 
     def _refresh_statistics(self) -> None:
         """Planner statistics after batches 1, 4, 16, 64, ... of an import, on both

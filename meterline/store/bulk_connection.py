@@ -23,6 +23,11 @@ it returns to the pool.
   (SQLite releases the GIL while it works); the importing connection's own automatic
   checkpoint stays as a backstop (at 65,536 pages, 256 MB of WAL) should the thread
   fall behind, so the WAL cannot grow without bound.
+- Foreign keys unchecked, for one transaction at a time (`foreign_keys_unchecked`):
+  SQLite checks each inserted row's references one lookup at a time, about 9 µs of the
+  import's writing per sheet row (a row is five table rows with nine references). A
+  batch that only inserts rows referencing its tenant, areas it checks, and rows it
+  inserts itself gains nothing from them (store/master_data.py, `_insert_all`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
 
 # KiB, as SQLite takes a negative cache_size. At 1,000,000 rows 16 to 160 MB all took
 # the same CPU per row (docs/benchmarks.md); 64 MB leaves room under the import's 500 MB.
@@ -83,7 +89,48 @@ def bulk_connection(
                 checkpointer.stop()
             if conn.in_transaction():
                 conn.rollback()
-            _set(raw, before)
+            _set(raw, {**before, "foreign_keys": 1})  # as store/db.py sets every connection
+
+
+@contextmanager
+def foreign_keys_unchecked(session: Session) -> Iterator[None]:
+    """SQLite: the transaction `session` begins inside runs without foreign key checks,
+    which are back on once it has ended. Elsewhere, and on other databases, nothing.
+
+    For a caller that checks the references of what it writes itself. SQLite fixes the
+    setting when a transaction begins, so the session must not be in one yet, and the
+    caller must end it (commit or roll back) inside the block: after that block the
+    setting is restored, and `check_foreign_keys` restores it between transactions.
+    """
+    raw = _sqlite_driver_connection(session)
+    if raw is None:
+        yield
+        return
+    if session.in_transaction() or raw.in_transaction:
+        raise ValueError("foreign_keys_unchecked: the session is already in a transaction")
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        if raw.in_transaction:  # the setting cannot change inside a transaction
+            raw.rollback()
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def check_foreign_keys(session: Session) -> None:
+    """Foreign key checks on again for the next transaction of `session` (SQLite, outside a
+    transaction; a no-op where they are on)."""
+    raw = _sqlite_driver_connection(session)
+    if raw is not None and not raw.in_transaction:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _sqlite_driver_connection(session: Session) -> sqlite3.Connection | None:
+    bind = session.get_bind()
+    if not isinstance(bind, Connection) or bind.dialect.name != "sqlite":
+        return None
+    raw = bind.connection.driver_connection
+    return raw if isinstance(raw, sqlite3.Connection) else None
 
 
 def _set(raw: Any, pragmas: dict[str, Any]) -> None:

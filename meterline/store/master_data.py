@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import KeyedColumnElement
@@ -26,8 +26,9 @@ from meterline.domain.enums import (
     Service,
 )
 from meterline.domain.master_row import MasterRecord
-from meterline.store.driver_sql import DriverInsert, lookup, reserve_ids
-from meterline.store.models import Account, Area, Bill, Consumer, ContactPoint, Meter
+from meterline.store.bulk_connection import check_foreign_keys
+from meterline.store.driver_sql import LOOKUP_CHUNK, DriverInsert, lookup, reserve_ids
+from meterline.store.models import Account, Area, Bill, Consumer, ContactPoint, Meter, Tenant
 
 CONSUMERS = Consumer.__table__.c
 ACCOUNTS = Account.__table__.c
@@ -93,6 +94,10 @@ class AreaCache:
     def clear(self) -> None:
         self._ids.clear()
         self._leaves.clear()
+
+    def ids(self) -> set[int]:
+        """Every area id handed out since the last clear()."""
+        return set(self._ids.values())
 
     def resolve(
         self, session: Session, defaults: TenantDefaults, parts: Sequence[str]
@@ -209,7 +214,7 @@ def _insert_all(
     now: datetime,
 ) -> bool:
     """Insert every record as new; False, with the session's transaction rolled back, if
-    any exists.
+    any exists (or if the tenant or an area the rows point to does not).
 
     The lookups this skips can only find what a unique constraint also finds: a stored
     account (tenant, number), a consumer by import key (tenant, import_key) or a meter
@@ -220,17 +225,42 @@ def _insert_all(
     sub-journal, in case it is rolled back to; that was 7 to 10 % of the import's writing
     (docs/benchmarks.md). The transaction holds only this batch (apply_batch checks), so
     rolling all of it back loses nothing else.
+
+    The caller may run this transaction without foreign key checks
+    (store/bulk_connection.py, `foreign_keys_unchecked`): every row inserted here points
+    to rows inserted here too, or to the tenant and areas, whose existence is checked
+    below. A refusal turns the checks back on for the general path, which also updates
+    and deletes.
     """
     conn = session.connection()
     refusals = (IntegrityError, conn.dialect.loaded_dbapi.IntegrityError)
     try:
         new = [(row_no, rec, rec.digest()) for row_no, rec in records]
         _insert_new(session, d, new, areas, now, {})
+        complete = _tenant_and_areas_exist(conn, d.tenant_id, areas.ids())
     except refusals:
+        complete = False
+    if not complete:
         session.rollback()
+        check_foreign_keys(session)
         areas.clear()  # areas created in the rolled-back transaction are gone with it
+    return complete
+
+
+def _tenant_and_areas_exist(conn: Connection, tenant_id: int, area_ids: set[int]) -> bool:
+    """Whether the tenant exists and every one of `area_ids` is one of its areas."""
+    if conn.execute(select(Tenant.id).where(Tenant.id == tenant_id)).first() is None:
         return False
-    return True
+    wanted = sorted(area_ids)
+    found = 0
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start : start + LOOKUP_CHUNK]
+        found += conn.execute(
+            select(func.count())
+            .select_from(Area)
+            .where(Area.tenant_id == tenant_id, Area.id.in_(chunk))
+        ).scalar_one()
+    return found == len(wanted)
 
 
 def _reject_taken_serials(

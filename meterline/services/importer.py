@@ -236,7 +236,7 @@ def import_master(
     dry_run: bool = False,
     mapping: Mapping[str, str] | None = None,
     sheet: str | None = None,
-    batch_size: int = 2000,
+    batch_size: int = 20_000,  # as Settings.import_batch_size
     max_bytes: int = 100 * 1024 * 1024,
     started_by: str | None = None,
     parallel: bool | None = None,

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     import_max_bytes: int = 100 * 1024 * 1024
     # Rows per import transaction. Each commit writes every index page the batch touched
     # (phones and dues land all over their indexes): at a million rows 20,000 wrote half
-    # the WAL of 2,000 and took 12 % less CPU (docs/benchmarks.md).
+    # the WAL of 2,000 and took 9 % less of the writer's CPU (docs/benchmarks.md).
     import_batch_size: int = 20_000
     # SQLite: each connection's page cache and memory-mapped window, in MB (SQLite's own
     # defaults are 2 and 0). See docs/configuration.md.

@@ -24,7 +24,7 @@ it returns to the pool.
   checkpoint stays as a backstop (at 65,536 pages, 256 MB of WAL) should the thread
   fall behind, so the WAL cannot grow without bound.
 - Foreign keys unchecked, for one transaction at a time (`foreign_keys_unchecked`):
-  SQLite checks each inserted row's references one lookup at a time, about 9 µs of the
+  SQLite checks each inserted row's references one lookup at a time, 6 to 9 µs of the
   import's writing per sheet row (a row is five table rows with nine references). A
   batch that only inserts rows referencing its tenant, areas it checks, and rows it
   inserts itself gains nothing from them (store/master_data.py, `_insert_all`).

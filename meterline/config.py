@@ -17,6 +17,12 @@ def default_database_url() -> str:
     return f"sqlite:///{Path.cwd() / 'meterline.db'}"
 
 
+# Rows per import transaction. Each commit writes every index page the batch touched
+# (phones and dues land all over their indexes): at a million rows 20,000 wrote half
+# the WAL of 2,000 and took 9 % less of the writer's CPU (docs/benchmarks.md).
+IMPORT_BATCH_ROWS = 20_000
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="METERLINE_", extra="ignore")
 
@@ -24,10 +30,7 @@ class Settings(BaseSettings):
     # Signs the console's session cookie; the demo makes a random one per run.
     secret_key: SecretStr = SecretStr("")
     import_max_bytes: int = 100 * 1024 * 1024
-    # Rows per import transaction. Each commit writes every index page the batch touched
-    # (phones and dues land all over their indexes): at a million rows 20,000 wrote half
-    # the WAL of 2,000 and took 9 % less of the writer's CPU (docs/benchmarks.md).
-    import_batch_size: int = 20_000
+    import_batch_size: int = IMPORT_BATCH_ROWS
     # SQLite: each connection's page cache and memory-mapped window, in MB (SQLite's own
     # defaults are 2 and 0). See docs/configuration.md.
     sqlite_cache_mb: int = 2

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from meterline.config import IMPORT_BATCH_ROWS
 from meterline.domain.enums import Billing, ImportStatus, Service, TenantKind
 from meterline.domain.master_row import MasterRecord, RowContext
 from meterline.gc_startup import fewer_collections
@@ -236,7 +237,7 @@ def import_master(
     dry_run: bool = False,
     mapping: Mapping[str, str] | None = None,
     sheet: str | None = None,
-    batch_size: int = 20_000,  # as Settings.import_batch_size
+    batch_size: int = IMPORT_BATCH_ROWS,
     max_bytes: int = 100 * 1024 * 1024,
     started_by: str | None = None,
     parallel: bool | None = None,

@@ -155,7 +155,7 @@ def lookup(
     key: KeyedColumnElement[Any],
     values: Sequence[KeyedColumnElement[Any]],
     tenant_id: int,
-    keys: Sequence[str],
+    keys: Sequence[Any],
     *,
     join: str = "",
 ) -> list[tuple[Any, ...]]:

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import KeyedColumnElement
@@ -27,7 +27,7 @@ from meterline.domain.enums import (
 )
 from meterline.domain.master_row import MasterRecord
 from meterline.store.bulk_connection import check_foreign_keys
-from meterline.store.driver_sql import LOOKUP_CHUNK, DriverInsert, lookup, reserve_ids
+from meterline.store.driver_sql import DriverInsert, lookup, reserve_ids
 from meterline.store.models import Account, Area, Bill, Consumer, ContactPoint, Meter, Tenant
 
 CONSUMERS = Consumer.__table__.c
@@ -251,16 +251,7 @@ def _tenant_and_areas_exist(conn: Connection, tenant_id: int, area_ids: set[int]
     """Whether the tenant exists and every one of `area_ids` is one of its areas."""
     if conn.execute(select(Tenant.id).where(Tenant.id == tenant_id)).first() is None:
         return False
-    wanted = sorted(area_ids)
-    found = 0
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
-        chunk = wanted[start : start + LOOKUP_CHUNK]
-        found += conn.execute(
-            select(func.count())
-            .select_from(Area)
-            .where(Area.tenant_id == tenant_id, Area.id.in_(chunk))
-        ).scalar_one()
-    return found == len(wanted)
+    return len(lookup(conn, Area.__table__.c.id, [], tenant_id, sorted(area_ids))) == len(area_ids)
 
 
 def _reject_taken_serials(
